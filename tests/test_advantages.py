@@ -1,0 +1,176 @@
+"""Advantage estimators against plain numpy loop references written here."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_verify.rl import advantages as adv_lib
+from jaxrl_verify.rl.advantages import ADVANTAGES, AdvantageInputs
+
+G, T, K = 6, 7, 3  # generations, tokens, group size
+
+
+def _batch(seed=0, holes=False):
+  rng = np.random.default_rng(seed)
+  length_g = np.array([7, 3, 1, 5, 7, 4])
+  mask_gt = np.arange(T)[None, :] < length_g[:, None]
+  if holes:
+    mask_gt[0, 2] = False  # e.g. a tool-output token inside the completion
+  return dict(
+    reward_g=rng.normal(size=G).astype(np.float32),
+    mask_gt=mask_gt,
+    valid_g=np.array([True, True, False, True, True, True]),
+    token_reward_gt=(rng.normal(size=(G, T)) * 0.1).astype(np.float32),
+    values_gt=rng.normal(size=(G, T)).astype(np.float32),
+    finished_eos_g=np.array([False, True, True, True, False, True]),
+  )
+
+
+def _np_token_rewards(b, with_token_rewards=True):
+  r = np.zeros((G, T))
+  for i in range(G):
+    idx = np.nonzero(b["mask_gt"][i])[0]
+    if with_token_rewards:
+      r[i, idx] += b["token_reward_gt"][i, idx]
+    r[i, idx[-1]] += b["reward_g"][i]
+  return r
+
+
+def _np_gae(b, gamma, lam):
+  """Python loop GAE over the real tokens of each row; returns advantages and V_t."""
+  r = _np_token_rewards(b)
+  adv = np.zeros((G, T))
+  for i in range(G):
+    idx = list(np.nonzero(b["mask_gt"][i])[0])
+    v = b["values_gt"][i]
+    v_boot = 0.0 if b["finished_eos_g"][i] else v[idx[-1]]
+    a_next = 0.0
+    for n in reversed(range(len(idx))):
+      t = idx[n]
+      v_next = v[idx[n + 1]] if n + 1 < len(idx) else v_boot
+      a_next = r[i, t] + gamma * v_next - v[t] + gamma * lam * a_next
+      adv[i, t] = a_next
+  return adv
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_gae_matches_loop(holes):
+  b = _batch(holes=holes)
+  gamma, lam, lam_c = 0.9, 0.8, 1.0
+  fn = jax.jit(functools.partial(adv_lib.gae, gamma=gamma, lam=lam, lambda_critic=lam_c))
+  a, ret = fn(AdvantageInputs(**b))
+  keep = b["mask_gt"] * b["valid_g"][:, None]
+  want_a = _np_gae(b, gamma, lam) * keep
+  want_ret = (_np_gae(b, gamma, lam_c) + b["values_gt"]) * keep
+  np.testing.assert_allclose(a, want_a, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ret, want_ret, rtol=1e-5, atol=1e-5)
+  assert np.all(np.asarray(a)[2] == 0) and np.all(np.asarray(ret)[2] == 0)
+
+
+def test_gae_truncation_bootstraps_from_last_value():
+  # One token, reward 0: terminated -> A = -V; truncated -> A = gamma*V - V.
+  inputs = AdvantageInputs(
+    reward_g=jnp.zeros(2),
+    mask_gt=jnp.ones((2, 1), bool),
+    values_gt=jnp.full((2, 1), 2.0),
+    finished_eos_g=jnp.array([True, False]),
+  )
+  a, _ = adv_lib.gae(inputs, gamma=0.5, lam=1.0)
+  np.testing.assert_allclose(np.asarray(a)[:, 0], [-2.0, -1.0])
+
+
+def test_gae_requires_values():
+  with pytest.raises(ValueError, match="values_gt"):
+    adv_lib.gae(AdvantageInputs(reward_g=jnp.zeros(2), mask_gt=jnp.ones((2, 3))))
+
+
+def _np_group(b, kind, ddof=1, eps=1e-6):
+  a = np.zeros(G)
+  for s in range(0, G, K):
+    members = [i for i in range(s, s + K) if b["valid_g"][i]]
+    r = np.array([b["reward_g"][i] for i in members], np.float64)
+    for n, i in enumerate(members):
+      if kind == "grpo":
+        std = np.std(r, ddof=ddof) if len(r) > ddof else 0.0
+        a[i] = (r[n] - r.mean()) / (std + eps)
+      elif kind == "dr_grpo":
+        a[i] = r[n] - r.mean()
+      elif kind == "rloo":
+        others = np.delete(r, n)
+        a[i] = r[n] - others.mean() if len(others) else 0.0
+  return a
+
+
+@pytest.mark.parametrize("kind", ["grpo", "dr_grpo", "rloo"])
+def test_group_estimators_match_loop(kind):
+  b = _batch()
+  b.pop("token_reward_gt"), b.pop("values_gt")
+  fn = jax.jit(functools.partial(ADVANTAGES.get(kind), group_size=K))
+  a, ret = fn(AdvantageInputs(**b))
+  keep = b["mask_gt"] * b["valid_g"][:, None]
+  np.testing.assert_allclose(a, _np_group(b, kind)[:, None] * keep, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ret, b["reward_g"][:, None] * keep, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+def test_all_equal_or_single_valid_groups_give_zero_without_nan(kind):
+  # Group 0: all rewards equal; group 1: only one valid member.
+  reward_g = jnp.array([1.0, 1.0, 1.0, 0.0, 1.0, 0.5])
+  valid_g = jnp.array([True, True, True, False, True, False])
+  inputs = AdvantageInputs(reward_g=reward_g, mask_gt=jnp.ones((6, 4)), valid_g=valid_g)
+  kw = {"group_baseline": True} if kind == "reinforce_pp" else {}
+  a, ret = ADVANTAGES.get(kind)(inputs, group_size=3, **kw)
+  assert np.all(np.isfinite(a)) and np.all(np.isfinite(ret))
+  np.testing.assert_array_equal(a, 0.0)
+
+
+def test_reinforce_pp_matches_loop():
+  b = _batch()
+  gamma = 0.95
+  a, ret = jax.jit(functools.partial(adv_lib.reinforce_pp, gamma=gamma))(AdvantageInputs(**b))
+  r = _np_token_rewards(b)
+  want_ret = np.zeros((G, T))
+  for i in range(G):
+    acc = 0.0
+    for t in reversed(range(T)):
+      if b["mask_gt"][i, t]:
+        acc = r[i, t] + gamma * acc
+        want_ret[i, t] = acc
+  keep = (b["mask_gt"] * b["valid_g"][:, None]).astype(bool)
+  vals = want_ret[keep]
+  want_a = np.where(keep, (want_ret - vals.mean()) / (vals.std() + 1e-8), 0.0)
+  np.testing.assert_allclose(ret, want_ret * keep, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(a, want_a, rtol=1e-4, atol=1e-5)
+  # Whitened over the valid real tokens: zero mean, unit variance there.
+  np.testing.assert_allclose(np.asarray(a)[keep].mean(), 0.0, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(a)[keep].std(), 1.0, rtol=1e-4)
+
+
+def test_group_estimators_reject_token_rewards_and_bad_group_size():
+  b = _batch()
+  with pytest.raises(ValueError, match="token_reward_gt"):
+    adv_lib.grpo(AdvantageInputs(**b), group_size=K)
+  with pytest.raises(ValueError, match="group_size=4"):
+    adv_lib.rloo(AdvantageInputs(reward_g=jnp.zeros(6), mask_gt=jnp.ones((6, 2))), group_size=4)
+
+
+def test_registry_names_and_unknown():
+  assert ADVANTAGES.names() == ["dr_grpo", "gae", "grpo", "reinforce_pp", "rloo"]
+  with pytest.raises(ValueError, match=r"Unknown advantage estimator 'ppo'.*'grpo'"):
+    ADVANTAGES.get("ppo")
+
+
+def test_gradients_finite_under_jit():
+  b = _batch()
+
+  def total(values_gt, reward_g):
+    inputs = AdvantageInputs(**{**b, "values_gt": values_gt, "reward_g": reward_g})
+    a, ret = adv_lib.gae(inputs, gamma=0.99, lam=0.95)
+    a2, _ = adv_lib.reinforce_pp(inputs, gamma=1.0)
+    return a.sum() + ret.sum() + a2.sum()
+
+  grads = jax.jit(jax.grad(total, argnums=(0, 1)))(b["values_gt"], b["reward_g"])
+  assert all(np.all(np.isfinite(x)) for x in grads)
