@@ -1,0 +1,305 @@
+"""Checkpoints of the full RL state over orbax, plus a preemption guard.
+
+A checkpoint step directory holds two items:
+
+* ``state``: any pytree of jax/numpy arrays (params, value params, optimizer states, RNG keys),
+  written with ``StandardSave`` so sharded arrays are written shard by shard and restored
+  directly into the shardings of an abstract target (no host-side full replica).
+* ``meta``: a JSON object (data iterator position, policy version, config as a dict, ...).
+
+Typed PRNG key arrays (``jax.random.key``) are handled by orbax itself: they are stored as
+their ``uint32`` key data and re-wrapped on restore when the target leaf has a key dtype.
+Raw ``uint32`` keys (``jax.random.PRNGKey``) round-trip as ordinary arrays.
+
+Multi-host: every process must call ``save``, ``restore``, ``wait`` and ``close`` with the
+same arguments; orbax coordinates which process writes what.
+
+Typical loop::
+
+  ckpt = Checkpointer(workdir / "checkpoints")
+  if ckpt.latest_step() is not None:
+    state, meta = ckpt.restore(target_pytree=abstract_state)
+  with PreemptionGuard() as guard:
+    for step in range(start, total + 1):
+      ...
+      if every(step, cfg.ckpt_every, total_steps=total) or guard.should_stop:
+        ckpt.save(step, state, meta, force=guard.should_stop)
+      if guard.should_stop:
+        break
+  ckpt.close()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+from etils import epath
+
+_STATE = "state"
+_META = "meta"
+
+
+def _key_name(entry: Any) -> str:
+  """One path entry as a plain name, so dict keys, attributes and indices compare alike."""
+  for attr in ("key", "name", "idx"):
+    if hasattr(entry, attr):
+      return str(getattr(entry, attr))
+  return str(entry)
+
+
+def _flat_by_path(tree: Any) -> dict[str, Any]:
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {"/".join(_key_name(e) for e in path): leaf for path, leaf in leaves}
+
+
+def _stored_shape(leaf: Any) -> tuple[int, ...]:
+  """The shape orbax stores for a target leaf (typed keys are stored as their key data)."""
+  dtype = getattr(leaf, "dtype", None)
+  if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    return tuple(jax.eval_shape(jax.random.key_data, leaf).shape)
+  return tuple(np.shape(leaf))
+
+
+class Checkpointer:
+  """Saves and restores ``(state pytree, JSON metadata)`` per step, keeping the newest N.
+
+  Attributes:
+    directory: where step directories (``<directory>/<step>/{state,meta}``) live.
+  """
+
+  def __init__(
+    self,
+    directory: str | os.PathLike,
+    *,
+    max_to_keep: int | None = 3,
+    async_save: bool = True,
+    save_interval_steps: int = 1,
+  ):
+    """Opens (and creates if needed) a checkpoint directory.
+
+    Args:
+      directory: local path or a remote URL understood by ``etils.epath`` (e.g. ``gs://``).
+      max_to_keep: how many of the newest steps to keep; None keeps all.
+      async_save: if True, ``save`` returns once arrays are copied off the device and the
+        files are written in a background thread; call ``wait()`` before reading them.
+      save_interval_steps: ``save`` without ``force`` only writes multiples of this (and the
+        first save into an empty directory); the default 1 leaves the decision to the caller
+        (see ``periodic.every``).
+
+    Raises:
+      PermissionError: the directory cannot be created or written.
+    """
+    self.directory = epath.Path(directory)
+    if "://" not in str(directory):
+      _check_writable(self.directory)
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=max_to_keep,
+      save_interval_steps=save_interval_steps,
+      enable_async_checkpointing=async_save,
+    )
+    # Explicit handlers (rather than lazy registration) let `item_metadata` read the stored
+    # tree before the first restore, which the structure check below needs.
+    self._manager = ocp.CheckpointManager(
+      self.directory,
+      item_handlers={_STATE: ocp.StandardCheckpointHandler(), _META: ocp.JsonCheckpointHandler()},
+      options=options,
+    )
+
+  def all_steps(self) -> list[int]:
+    """Steps with a finished checkpoint, ascending."""
+    return sorted(self._manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    """The newest finished step, or None if there is none."""
+    return self._manager.latest_step()
+
+  def save(
+    self, step: int, state_pytree: Any, metadata: Mapping[str, Any], *, force: bool = False
+  ) -> bool:
+    """Starts writing ``state_pytree`` and ``metadata`` as checkpoint ``step``.
+
+    Args:
+      step: the step number; the step directory name.
+      state_pytree: pytree of jax/numpy arrays (typed PRNG keys allowed).
+      metadata: JSON-serialisable mapping.
+      force: write even if ``step`` is not a multiple of ``save_interval_steps``.
+
+    Returns:
+      Whether a save was started. False if the interval skipped it or ``step`` already
+      exists (e.g. the final step of a run that was resumed from that very step).
+
+    Raises:
+      ValueError: ``metadata`` is not JSON-serialisable.
+    """
+    try:
+      json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as e:
+      raise ValueError(
+        f"Checkpoint metadata for step {step} is not JSON-serialisable ({e}); pass plain "
+        "dicts/lists/str/int/float (e.g. config.to_dict(), int(position))."
+      ) from e
+    if step in self._manager.all_steps():
+      logging.warning(
+        "Checkpoint step %d already exists in %s; not overwriting.", step, self.directory
+      )
+      return False
+    args = ocp.args.Composite(
+      **{_STATE: ocp.args.StandardSave(state_pytree), _META: ocp.args.JsonSave(dict(metadata))}
+    )
+    return bool(self._manager.save(step, args=args, force=force))
+
+  def restore(self, step: int | None = None, *, target_pytree: Any) -> tuple[Any, dict[str, Any]]:
+    """Reads checkpoint ``step`` (default: the latest) into the layout of ``target_pytree``.
+
+    Args:
+      step: which step; None means ``latest_step()``.
+      target_pytree: pytree of ``jax.ShapeDtypeStruct`` (or arrays) giving each leaf's shape,
+        dtype and, via ``.sharding``, where its shards go; e.g. ``jax.eval_shape(init)`` with
+        shardings attached. Restored arrays come back with exactly these shardings.
+
+    Returns:
+      ``(state, metadata)``: the state pytree with ``target_pytree``'s structure, and the dict.
+
+    Raises:
+      FileNotFoundError: no finished checkpoint (or not this step) in the directory.
+      ValueError: the stored tree does not match ``target_pytree`` (names the first key).
+    """
+    steps = self.all_steps()
+    if step is None:
+      step = steps[-1] if steps else None
+    if step is None:
+      raise FileNotFoundError(
+        f"No checkpoint found in {self.directory}: it holds no step directories. Check the "
+        "workdir, or start from scratch without restoring."
+      )
+    if step not in steps:
+      raise FileNotFoundError(
+        f"Checkpoint step {step} does not exist in {self.directory}; available steps: {steps}."
+      )
+    step_dir = self.directory / str(step)
+    if not ((step_dir / _STATE).exists() and (step_dir / _META).exists()):
+      raise FileNotFoundError(
+        f"{step_dir} is not a valid checkpoint (missing '{_STATE}' or '{_META}'); delete it "
+        "or point the run at a different workdir."
+      )
+    self._check_structure(step, target_pytree)
+    restored = self._manager.restore(
+      step,
+      args=ocp.args.Composite(
+        **{_STATE: ocp.args.StandardRestore(target_pytree), _META: ocp.args.JsonRestore()}
+      ),
+    )
+    return restored[_STATE], dict(restored[_META] or {})
+
+  def _check_structure(self, step: int, target_pytree: Any) -> None:
+    stored = self._manager.item_metadata(step)[_STATE]
+    stored_flat = _flat_by_path(getattr(stored, "tree", stored))
+    target_flat = _flat_by_path(target_pytree)
+    where = f"checkpoint step {step} in {self.directory}"
+    for key in target_flat:
+      if key not in stored_flat:
+        raise ValueError(
+          f"The target pytree has key '{key}' that {where} lacks (stored keys include "
+          f"{sorted(stored_flat)[:5]}); build the target with the same model/optimizer config "
+          "as the run that saved it."
+        )
+    for key in stored_flat:
+      if key not in target_flat:
+        raise ValueError(
+          f"{where} has key '{key}' that the target pytree lacks; build the target with the "
+          "same model/optimizer config as the run that saved it."
+        )
+    for key, leaf in target_flat.items():
+      stored_shape = tuple(getattr(stored_flat[key], "shape", ()) or ())
+      if _stored_shape(leaf) != stored_shape:
+        raise ValueError(
+          f"Key '{key}' has shape {stored_shape} in {where} but {_stored_shape(leaf)} in the "
+          "target pytree; use the same model config as the run that saved it."
+        )
+
+  def wait(self) -> None:
+    """Blocks until any background save has finished writing."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Waits for pending saves and releases the manager."""
+    self._manager.close()
+
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, *exc: object) -> None:
+    self.close()
+
+
+def _check_writable(directory: epath.Path) -> None:
+  try:
+    directory.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise PermissionError(
+      f"Cannot create checkpoint directory {directory} ({e.strerror}); choose a writable workdir."
+    ) from e
+  if not os.access(directory, os.W_OK | os.X_OK):
+    raise PermissionError(
+      f"Checkpoint directory {directory} is not writable; fix its permissions or choose "
+      "another workdir."
+    )
+
+
+class PreemptionGuard:
+  """Turns SIGTERM/SIGINT into a flag so the loop can save and exit at a step boundary.
+
+  Use as a context manager; the previous handlers are restored on exit. A second signal while
+  the flag is already set raises ``KeyboardInterrupt``, so a user can still force an exit.
+  Handlers can only be installed from the main thread.
+
+  On several hosts, the signal may reach processes at different steps; decide with
+  ``should_stop_any_process()`` (a collective: call it on every process at the same step) so
+  that all of them save the same step.
+
+  Attributes:
+    should_stop: True once a signal arrived.
+    signal_name: the name of the first signal received, or None.
+  """
+
+  def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+    self._signals = signals
+    self._previous: dict[int, Any] = {}
+    self.should_stop = False
+    self.signal_name: str | None = None
+
+  def _handle(self, signum: int, frame: types.FrameType | None) -> None:
+    del frame
+    if self.should_stop:
+      raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: exiting without saving")
+    self.should_stop = True
+    self.signal_name = signal.Signals(signum).name
+    logging.warning("Received %s: will save and stop at the next step boundary.", self.signal_name)
+
+  def should_stop_any_process(self) -> bool:
+    """True if any process's guard has fired (collective across processes)."""
+    if jax.process_count() == 1:
+      return self.should_stop
+    from jax.experimental import multihost_utils
+
+    flags = multihost_utils.process_allgather(np.asarray(self.should_stop, np.int32))
+    return bool(np.any(flags))
+
+  def __enter__(self) -> PreemptionGuard:
+    for sig in self._signals:
+      self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc: object) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous.clear()
