@@ -9,7 +9,8 @@ registered by name so configs and the scoring CLI can pick them with a string.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
 
 Status = Literal["ok", "wrong", "invalid", "timeout", "error"]
 STATUSES: tuple[Status, ...] = ("ok", "wrong", "invalid", "timeout", "error")
@@ -46,10 +47,10 @@ class Verdict:
 
   def to_json(self) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "status": self.status,
-        "reward": self.reward,
-        "latency_s": self.latency_s,
-        "reason": self.reason,
+      "status": self.status,
+      "reward": self.reward,
+      "latency_s": self.latency_s,
+      "reason": self.reason,
     }
     if self.step_rewards is not None:
       out["step_rewards"] = list(self.step_rewards)
@@ -84,8 +85,8 @@ def get(name: str) -> Callable[..., Verdict]:
   _import_builtin()
   if name not in _REGISTRY:
     raise KeyError(
-        f"Unknown verifier {name!r}; choose one of {sorted(_REGISTRY)} "
-        "or register yours with jaxrl_verify.verifiers.base.register."
+      f"Unknown verifier {name!r}; choose one of {sorted(_REGISTRY)} "
+      "or register yours with jaxrl_verify.verifiers.base.register."
     )
   return _REGISTRY[name]
 
