@@ -1,0 +1,290 @@
+"""Answer structures and their equivalence for the `math` verifier.
+
+A normalised answer string becomes one of these tagged tuples (`Answer`):
+
+  ("value", [side, ...], [op, ...])   a scalar, or a relation chain `a = b < c` (sympy sides)
+  ("text", str)                       a word answer ("Evelyn"), compared case-insensitively
+  ("choice", letter)                  a multiple-choice letter
+  ("list", [Answer, ...])             several answers (`3, 4`, `3 or 4`, `\\pm`)
+  ("tuple", open, close, [Answer])    `(a, b)`, `[a, b)`: tuples and intervals alike
+  ("set", [Answer, ...])              `\\{a, b\\}`, compared ignoring order
+  ("matrix", [[Answer, ...], ...])    `\\begin{pmatrix}` and friends
+  ("union", [Answer, ...])            `A \\cup B`
+
+Scalars are compared exactly when both are rational, numerically with a relative
+tolerance when both are numbers, and at fixed pseudo-random points when they have free
+symbols (no `simplify`: a polynomial identity test is fast and does not hang).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sympy
+
+from jaxrl_verify.verifiers import math_parse
+
+Answer = tuple[Any, ...]
+REL_TOL = 1e-9
+_POINTS = (
+    sympy.Rational(3141, 4096), sympy.Rational(2718, 2048), sympy.Rational(1414, 3001),
+    sympy.Rational(1732, 997), sympy.Rational(577, 1409),
+)  # fmt: skip
+_MATRIX_RE = re.compile(r"^\\begin{([pbvBV]?matrix|array)}(?:{[^}]*})?(.*)\\end{\1}$", re.S)
+_WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+_MATH_WORDS = {"sqrt", "frac", "sin", "cos", "tan", "sec", "csc", "cot", "log", "exp", "infty",
+               "inf", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan"}  # fmt: skip
+_NON_ANSWER_RE = re.compile(r"\b(answer|correct|solution is|see above|as shown|above|below)\b")
+_CHOICE_RE = re.compile(r"^\(?([A-J])\)?(?:[\s.:)].*)?$")
+_OPEN, _CLOSE = ("(", "[", "\\{", "{"), (")", "]", "\\}", "}")
+
+
+def _split_top(s: str, seps: tuple[str, ...]) -> list[str]:
+  """Splits `s` at any of `seps` that is outside brackets."""
+  parts, depth, start, i = [], 0, 0, 0
+  while i < len(s):
+    if s.startswith(("\\{", "\\}"), i):
+      depth += 1 if s[i + 1] == "{" else -1
+      i += 2
+      continue
+    ch = s[i]
+    if ch in "([{":
+      depth += 1
+    elif ch in ")]}":
+      depth -= 1
+    elif depth == 0:
+      sep = next((p for p in seps if s.startswith(p, i)), None)
+      if sep is not None:
+        parts.append(s[start:i])
+        i += len(sep)
+        start = i
+        continue
+    i += 1
+  parts.append(s[start:])
+  return [p.strip() for p in parts]
+
+
+def _outer_bracket(s: str) -> tuple[str, str, str] | None:
+  """(open, inner, close) when one bracket pair encloses all of `s`."""
+  opener = next((o for o in ("\\{", "(", "[") if s.startswith(o)), None)
+  closer = next((c for c in ("\\}", ")", "]") if s.endswith(c)), None)
+  if opener is None or closer is None or (opener == "\\{") != (closer == "\\}"):
+    return None
+  inner = s[len(opener) : len(s) - len(closer)]
+  depth = 0
+  for ch in inner.replace("\\{", "{").replace("\\}", "}"):
+    depth += 1 if ch in "([{" else -1 if ch in ")]}" else 0
+    if depth < 0:
+      return None
+  return (opener, inner, closer) if depth == 0 else None
+
+
+def parse_answer(s: str) -> Answer:
+  """Parses a normalised answer string into an `Answer` (see the module docstring).
+
+  Raises:
+    math_parse.TooLarge: a value too large to evaluate.
+  """
+  if not s:
+    return ("list", [])
+  alternatives = re.split(r"\s+(?:or|and)\s+", s)
+  if len(alternatives) > 1:
+    return ("list", [parse_answer(a) for a in alternatives])
+  choice = _CHOICE_RE.match(s)
+  if choice and (len(s) == 1 or s[0] == "(" or not re.search(r"[a-zA-Z]{2}", s[1:])):
+    return ("choice", choice.group(1))
+  matrix = _MATRIX_RE.match(s)
+  if matrix:
+    rows = [r for r in matrix.group(2).split("\\\\") if r.strip()]
+    return ("matrix", [[parse_answer(c.strip()) for c in r.split("&")] for r in rows])
+  union = _split_top(s, ("\\cup",))
+  if len(union) > 1:
+    return ("union", [parse_answer(u) for u in union])
+  bracket = _outer_bracket(s)
+  if bracket and (len(_split_top(bracket[1], (",",))) > 1 or bracket[0] == "\\{"):
+    items = [parse_answer(x) for x in _split_top(bracket[1], (",",)) if x]
+    if bracket[0] == "\\{":
+      return ("set", items)
+    return ("tuple", bracket[0], bracket[2], items)
+  items = _split_top(s, (",", ";"))
+  if len(items) > 1:
+    return ("list", [parse_answer(x) for x in items])
+  if "\\pm" in s or "\\mp" in s:
+    plus = s.replace("\\pm", "+", 1).replace("\\mp", "-", 1)
+    minus = s.replace("\\pm", "-", 1).replace("\\mp", "+", 1)
+    return ("list", [parse_answer(plus), parse_answer(minus)])
+  if any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(s)):
+    return ("text", " ".join(re.sub(r"[^a-z0-9 ]", " ", s.lower()).split()))
+  try:
+    sides, ops = math_parse.parse_chain(s)
+  except math_parse.ParseError:
+    return ("text", " ".join(s.split()))
+  return ("value", sides, ops)
+
+
+def is_non_answer(ans: Answer) -> bool:
+  """A box that states no answer ("the correct answer", "see above") or is empty."""
+  if ans[0] == "list":
+    return not ans[1] or any(is_non_answer(a) for a in ans[1])
+  return ans[0] == "text" and (not ans[1] or bool(_NON_ANSWER_RE.search(ans[1])))
+
+
+def count_answers(ans: Answer) -> int:
+  """How many distinct answers `ans` states (a list counts its distinct members)."""
+  if ans[0] != "list":
+    return 1
+  distinct: list[Answer] = []
+  for a in ans[1]:
+    if not any(equivalent(a, d) for d in distinct):
+      distinct.append(a)
+  return len(distinct)
+
+
+# --- scalar comparison ---
+
+
+def _close(x: sympy.Expr, y: sympy.Expr) -> bool:
+  x, y = complex(x), complex(y)
+  return abs(x - y) <= REL_TOL * max(abs(x), abs(y)) or (x == 0 and y == 0)
+
+
+def scalars_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
+  """Whether two sympy scalars are equal (exactly for rationals, else numerically)."""
+  if a == b:
+    return True
+  if a.is_Rational and b.is_Rational:
+    return False
+  if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
+    return False
+  symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+  if not symbols:
+    try:
+      return _close(a.evalf(30), b.evalf(30))
+    except (TypeError, ValueError):
+      return False
+  agreed = 0
+  for k in range(len(_POINTS)):
+    subs = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(symbols)}
+    try:
+      va, vb = a.xreplace(subs).evalf(30), b.xreplace(subs).evalf(30)
+      if not (va.is_finite and vb.is_finite):
+        continue
+      if not _close(va, vb):
+        return False
+      agreed += 1
+    except (TypeError, ValueError, ZeroDivisionError):
+      continue
+  return agreed >= 3
+
+
+def _ratio_constant(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+  """The constant c with a = c*b at the sample points, or None."""
+  symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+  ratios = []
+  for k in range(len(_POINTS)):
+    subs = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(symbols)}
+    try:
+      va, vb = complex(a.xreplace(subs).evalf(30)), complex(b.xreplace(subs).evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError):
+      continue
+    if vb == 0:
+      if va != 0:
+        return None
+      continue
+    ratios.append(va / vb)
+  if len(ratios) < 2 or any(abs(r - ratios[0]) > 1e-9 * abs(ratios[0]) for r in ratios):
+    return None
+  return ratios[0] if abs(ratios[0]) > 0 else None
+
+
+# --- structure comparison ---
+
+
+def strip_label(ans: Answer) -> Answer:
+  """`x = 5 + 6 = 11` -> the chain `5 + 6 = 11`: a lone symbol naming the value is dropped."""
+  if ans[0] != "value" or len(ans[1]) < 2 or any(op != "==" for op in ans[2]):
+    return ans
+  head, rest = ans[1][0], ans[1][1:]
+  if isinstance(head, sympy.Symbol) and not any(head in r.free_symbols for r in rest):
+    return ("value", rest, ans[2][1:])
+  return ans
+
+
+def _relation_equal(a: Answer, b: Answer) -> bool:
+  (sa, oa), (sb, ob) = a[1:], b[1:]
+  if len(sa) != 2 or len(sb) != 2:
+    return len(sa) == len(sb) and oa == ob and all(map(scalars_equal, sa, sb))
+  flip = {">": "<", ">=": "<="}
+  da = sa[0] - sa[1] if oa[0] not in flip else sa[1] - sa[0]
+  db = sb[0] - sb[1] if ob[0] not in flip else sb[1] - sb[0]
+  if flip.get(oa[0], oa[0]) != flip.get(ob[0], ob[0]):
+    return False
+  c = _ratio_constant(da, db)
+  if c is None:
+    return False
+  return True if oa[0] == "==" else abs(c.imag) < 1e-12 and c.real > 0
+
+
+def _is_equation(ans: Answer) -> bool:
+  return ans[0] == "value" and ans[2] == ["=="]
+
+
+def equivalent(cand: Answer, ref: Answer) -> bool:
+  """Whether the candidate answer states the same thing as the reference."""
+  if _is_equation(cand) and _is_equation(ref) and _relation_equal(cand, ref):
+    return True  # `2y = 3 - x` states the same line as `y = (3 - x)/2`.
+  cand, ref = strip_label(cand), strip_label(ref)
+  kind = cand[0]
+  if kind == "value" and ref[0] == "value":
+    if len(ref[1]) == 1:  # A value: every side of the candidate's chain must equal it.
+      return all(op == "==" for op in cand[2]) and all(scalars_equal(s, ref[1][0]) for s in cand[1])
+    return bool(cand[2]) and _relation_equal(cand, ref)
+  if kind != ref[0]:
+    return False
+  if kind in ("text", "choice"):
+    return cand[1] == ref[1]
+  if kind == "tuple":
+    return cand[1:3] == ref[1:3] and _all_equal(cand[3], ref[3])
+  if kind == "matrix":
+    return len(cand[1]) == len(ref[1]) and all(map(_all_equal, cand[1], ref[1]))
+  return _unordered_equal(cand[1], ref[1])  # list, set, union
+
+
+def _all_equal(xs: list[Answer], ys: list[Answer]) -> bool:
+  return len(xs) == len(ys) and all(map(equivalent, xs, ys))
+
+
+def _unordered_equal(xs: list[Answer], ys: list[Answer]) -> bool:
+  remaining = list(ys)
+  for x in xs:
+    match = next((i for i, y in enumerate(remaining) if equivalent(x, y)), None)
+    if match is None:
+      if any(equivalent(x, y) for y in ys):
+        continue  # a repeated member of a set
+      return False
+    remaining.pop(match)
+  return not remaining
+
+
+def canonical(ans: Answer) -> str:
+  """A canonical string for `ans`, equal for answers that differ only in presentation."""
+  ans = strip_label(ans)
+  kind = ans[0]
+  if kind == "value":
+    return " ".join([_canon_scalar(ans[1][0])] + [f"{o} {_canon_scalar(s)}" for o, s in
+                                                    zip(ans[2], ans[1][1:])])  # fmt: skip
+  if kind in ("text", "choice"):
+    return f"{kind}:{ans[1]}"
+  if kind == "tuple":
+    return ans[1] + ", ".join(canonical(a) for a in ans[3]) + ans[2]
+  if kind == "matrix":
+    return "matrix:" + ";".join(",".join(canonical(c) for c in row) for row in ans[1])
+  return f"{kind}:{{" + ", ".join(sorted({canonical(a) for a in ans[1]})) + "}"
+
+
+def _canon_scalar(x: sympy.Expr) -> str:
+  try:
+    return sympy.sstr(sympy.expand(x))
+  except (ValueError, TypeError):  # e.g. integers beyond Python's str-conversion limit
+    return sympy.sstr(x.evalf(30))
