@@ -12,7 +12,10 @@ their ``uint32`` key data and re-wrapped on restore when the target leaf has a k
 Raw ``uint32`` keys (``jax.random.PRNGKey``) round-trip as ordinary arrays.
 
 Multi-host: every process must call ``save``, ``restore``, ``wait`` and ``close`` with the
-same arguments; orbax coordinates which process writes what.
+same arguments; orbax coordinates which process writes what. Every device array must be
+global (on the mesh, e.g. keys replicated with ``NamedSharding(mesh, P())``); a single-device
+array such as a bare ``jax.random.key(0)`` is rejected with a clear error. Numpy leaves are
+written by the primary process and must be equal on all processes.
 
 Typical loop::
 
@@ -137,8 +140,12 @@ class Checkpointer:
       Whether a save was started. False if the interval skipped it or ``step`` already
       exists (e.g. the final step of a run that was resumed from that very step).
 
+    Once this returns, the arrays have been copied off the device, so the caller may donate
+    or overwrite ``state_pytree`` (the next jitted update) while the files are written.
+
     Raises:
-      ValueError: ``metadata`` is not JSON-serialisable.
+      ValueError: ``metadata`` is not JSON-serialisable, or (multi-host) a leaf lives on one
+        process's devices only.
     """
     try:
       json.dumps(dict(metadata), allow_nan=False)
@@ -147,6 +154,8 @@ class Checkpointer:
         f"Checkpoint metadata for step {step} is not JSON-serialisable ({e}); pass plain "
         "dicts/lists/str/int/float (e.g. config.to_dict(), int(position))."
       ) from e
+    if jax.process_count() > 1:
+      _check_global(state_pytree)
     if step in self._manager.all_steps():
       logging.warning(
         "Checkpoint step %d already exists in %s; not overwriting.", step, self.directory
@@ -239,6 +248,17 @@ class Checkpointer:
 
   def __exit__(self, *exc: object) -> None:
     self.close()
+
+
+def _check_global(state_pytree: Any) -> None:
+  """Orbax cannot write a device array that lives on one process only in a multi-host run."""
+  for key, leaf in _flat_by_path(state_pytree).items():
+    if isinstance(leaf, jax.Array) and leaf.is_fully_addressable:
+      raise ValueError(
+        f"State leaf '{key}' lives on this process's devices only ({leaf.sharding}), which "
+        "a multi-host checkpoint cannot hold; create it on the global mesh, e.g. with "
+        "jax.jit(init, out_shardings=NamedSharding(mesh, P()))."
+      )
 
 
 def _check_writable(directory: epath.Path) -> None:

@@ -1,7 +1,11 @@
 """Checkpointer round-trips (sharded, async, keep-N, resume), its errors, and PreemptionGuard."""
 
 import os
+import pathlib
 import signal
+import socket
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -56,9 +60,12 @@ def _assert_bit_equal(got, want):
 def test_async_save_restores_bit_equal_with_sharding(tmp_path):
   state = _state(3)
   meta = {"data_position": 17, "policy_version": 2, "config": {"lr": 1e-3, "name": "x"}}
+  live = jax.tree.map(jnp.copy, state)
   with Checkpointer(tmp_path / "ckpt", async_save=True) as ckpt:
     assert ckpt.latest_step() is None
-    assert ckpt.save(5, state, meta)
+    assert ckpt.save(5, live, meta)
+    # The next jitted update donates the state's buffers: once save returns they may go.
+    jax.tree.map(lambda a: a.delete(), live)
     ckpt.wait()
     got, got_meta = ckpt.restore(target_pytree=_abstract(state))
   _assert_bit_equal(got, state)
@@ -143,3 +150,65 @@ def test_preemption_guard_sets_flag_and_restores_handlers():
       os.kill(os.getpid(), signal.SIGINT)
       signal.pthread_sigmask(signal.SIG_BLOCK, [])
   assert signal.getsignal(signal.SIGTERM) is before
+
+
+_TWO_PROCESS_WORKER = """
+import os, sys
+process_id, port, directory = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+os.environ["JAX_PLATFORMS"] = "cpu"
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from jaxrl_verify.checkpoint import Checkpointer
+
+mesh = jax.make_mesh((2, 4), ("data", "fsdp"), axis_types=(AxisType.Auto,) * 2)
+sharded, replicated = NamedSharding(mesh, P("data", "fsdp")), NamedSharding(mesh, P())
+full_dv = np.arange(8 * 16, dtype=np.float32).reshape(8, 16)
+state = {
+  "w_dv": jax.make_array_from_callback(full_dv.shape, sharded, lambda idx: full_dv[idx]),
+  "rng": jax.jit(lambda: jax.random.key(7), out_shardings=replicated)(),
+}
+ckpt = Checkpointer(directory)
+try:
+  ckpt.save(1, {"rng": jax.random.key(7)}, {})
+  raise AssertionError("a host-local leaf must be rejected")
+except ValueError as e:
+  assert "State leaf 'rng' lives on this process's devices only" in str(e), e
+ckpt.save(3, state, {"position": 11})
+ckpt.wait()
+target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state)
+got, meta = ckpt.restore(target_pytree=target)
+assert got["w_dv"].sharding == sharded and meta == {"position": 11}
+for shard in got["w_dv"].addressable_shards:
+  np.testing.assert_array_equal(np.asarray(shard.data), full_dv[shard.index])
+assert len(got["w_dv"].addressable_shards) == 4
+np.testing.assert_array_equal(jax.random.key_data(got["rng"]).addressable_data(0), [0, 7])
+ckpt.close()
+print("restored", process_id)
+"""
+
+
+def test_two_processes_save_and_restore_a_global_sharded_state(tmp_path):
+  script = tmp_path / "worker.py"
+  script.write_text(_TWO_PROCESS_WORKER)
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[1]))
+  procs = [
+    subprocess.Popen(
+      [sys.executable, str(script), str(i), str(port), str(tmp_path / "ckpt")],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  outputs = [p.communicate(timeout=120)[0] for p in procs]
+  for i, (p, out) in enumerate(zip(procs, outputs)):
+    assert p.returncode == 0 and f"restored {i}" in out, out[-3000:]
+  assert Checkpointer(tmp_path / "ckpt").all_steps() == [3]
