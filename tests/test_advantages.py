@@ -174,3 +174,22 @@ def test_gradients_finite_under_jit():
 
   grads = jax.jit(jax.grad(total, argnums=(0, 1)))(b["values_gt"], b["reward_g"])
   assert all(np.all(np.isfinite(x)) for x in grads)
+
+
+@pytest.mark.parametrize("kind", ["gae", "grpo", "reinforce_pp"])
+def test_sharded_batch_gives_unsharded_result(kind):
+  # Group and whitening statistics must be global when the g axis is split over devices.
+  b = _batch()
+  if kind != "gae":
+    b.pop("values_gt")
+  if kind == "grpo":
+    b.pop("token_reward_gt")
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("data",))
+  row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  sharded = jax.device_put(AdvantageInputs(**b), row)
+  fn = jax.jit(functools.partial(ADVANTAGES.get(kind), group_size=K))
+  a_sharded, ret_sharded = fn(sharded)
+  a, ret = fn(AdvantageInputs(**b))
+  assert len(a_sharded.sharding.device_set) == 2
+  np.testing.assert_allclose(a_sharded, a, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ret_sharded, ret, rtol=1e-5, atol=1e-6)

@@ -214,6 +214,33 @@ def test_kl_reward_and_loss_respect_mask():
   np.testing.assert_allclose(loss, (np.exp(lr) - 1 - lr)[mask].mean(), rtol=1e-5)
   grad = jax.jit(jax.grad(fn))(jnp.asarray(logp), logp_old, mask)
   assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[~mask] == 0)
+  # Clamping bounds each token's KL: ref 30 nats above the policy gives k3 ~ e^30 unclamped.
+  far = (jnp.zeros((1, 2)) - 30.0, jnp.zeros((1, 2)), jnp.ones((1, 2)))
+  np.testing.assert_allclose(kl_lib.kl_loss(*far, clamp=10.0), 10.0)
+  assert float(kl_lib.kl_loss(*far)) > 1e12
+  np.testing.assert_allclose(
+    kl_lib.kl_penalty_rewards(*far, beta=0.5, estimator="k3", clamp=10.0), -0.5 * 10.0
+  )
+
+
+def test_jit_with_static_hyperparameter_names():
+  logp, logp_old, adv, mask = _batch()
+  static = ("eps_low", "eps_high", "dual_clip_c", "aggregation")
+  fn = jax.jit(losses.ppo_clip_loss, static_argnames=static)
+  loss, _ = fn(
+    logp,
+    logp_old,
+    adv,
+    mask,
+    eps_high=0.3,
+    aggregation="seq_mean_token_sum_norm",
+    max_len=8,
+    **losses.batch_counts(mask),
+  )
+  want, _ = losses.ppo_clip_loss(
+    logp, logp_old, adv, mask, eps_high=0.3, max_len=8, aggregation="seq_mean_token_sum_norm"
+  )
+  np.testing.assert_allclose(loss, want, rtol=1e-6)
 
 
 def test_policy_loss_gradients_finite_and_zero_on_padding():

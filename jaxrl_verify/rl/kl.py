@@ -61,15 +61,21 @@ def k3(logp_gt, ref_logp_gt, mask_gt=None) -> jax.Array:
   return _masked(jnp.expm1(log_r) - log_r, mask_gt)
 
 
-def kl_penalty_rewards(
-  logp_gt, ref_logp_gt, mask_gt, *, beta: float, estimator: str = "k1"
-) -> jax.Array:
-  """token_reward_gt = -beta * kl_t (no gradient), for `AdvantageInputs.token_reward_gt`.
+def _clamp(kl_gt, clamp: float | None):
+  # k3 grows like exp(log r); a clamp (verl uses 10) keeps one rare token from dominating.
+  return kl_gt if clamp is None else jnp.clip(kl_gt, -clamp, clamp)
 
-  `logp_gt` is the sampling policy's logprob of each token (the old policy), so
-  the penalty is a fixed reward of the rollout, as in InstructGPT-style PPO.
+
+def kl_penalty_rewards(
+  logp_gt, ref_logp_gt, mask_gt, *, beta: float, estimator: str = "k1", clamp: float | None = None
+) -> jax.Array:
+  """token_reward_gt = -beta * clip(kl_t, -clamp, clamp) (no gradient), 0 where masked.
+
+  For `AdvantageInputs.token_reward_gt`. `logp_gt` is the sampling policy's
+  logprob of each token (the old policy), so the penalty is a fixed reward of the
+  rollout, as in InstructGPT-style PPO.
   """
-  kl_gt = KL_ESTIMATORS.get(estimator)(logp_gt, ref_logp_gt, mask_gt)
+  kl_gt = _clamp(KL_ESTIMATORS.get(estimator)(logp_gt, ref_logp_gt, mask_gt), clamp)
   return jax.lax.stop_gradient(-beta * kl_gt)
 
 
@@ -79,17 +85,19 @@ def kl_loss(
   mask_gt,
   *,
   estimator: str = "k3",
+  clamp: float | None = None,
   aggregation: str = "token_mean",
   num_tokens=None,
   num_seqs=None,
   max_len=None,
 ) -> jax.Array:
-  """aggregation(kl_t, mask): the KL term to add to the loss as beta * kl_loss(...).
+  """aggregation(clip(kl_t, -clamp, clamp), mask): add to the loss as beta * kl_loss(...).
 
   `logp_gt` is the current policy's logprob (differentiated); `ref_logp_gt` the
   frozen reference's. Normalisers as in `losses.AGGREGATIONS`.
   """
-  kl_gt = KL_ESTIMATORS.get(estimator)(logp_gt, jax.lax.stop_gradient(ref_logp_gt), mask_gt)
+  kl_fn = KL_ESTIMATORS.get(estimator)
+  kl_gt = _clamp(kl_fn(logp_gt, jax.lax.stop_gradient(ref_logp_gt), mask_gt), clamp)
   return losses.aggregate(
     aggregation, kl_gt, mask_gt, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
   )
