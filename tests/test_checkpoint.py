@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -212,3 +213,24 @@ def test_two_processes_save_and_restore_a_global_sharded_state(tmp_path):
   for i, (p, out) in enumerate(zip(procs, outputs)):
     assert p.returncode == 0 and f"restored {i}" in out, out[-3000:]
   assert Checkpointer(tmp_path / "ckpt").all_steps() == [3]
+
+
+def test_nnx_model_and_optimizer_state_round_trip(tmp_path):
+  def make(seed):
+    model = nnx.Sequential(
+      nnx.Linear(3, 4, rngs=nnx.Rngs(seed)), nnx.Linear(4, 2, rngs=nnx.Rngs(seed))
+    )
+    return model, nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
+
+  _, state = nnx.split(make(0))
+  with Checkpointer(tmp_path) as ckpt:
+    ckpt.save(1, state, {"policy_version": 1})
+    ckpt.wait()
+    abstract = jax.eval_shape(lambda: nnx.split(make(1))[1])
+    got, _ = ckpt.restore(target_pytree=abstract)
+    _assert_bit_equal(got, state)
+    params_only = jax.eval_shape(lambda: nnx.split(make(1)[0])[1])
+    with pytest.raises(
+      ValueError, match=r"target pytree has key '\S+/bias/value' that checkpoint step 1"
+    ):
+      ckpt.restore(target_pytree=params_only)
