@@ -74,23 +74,27 @@ def test_ppo_clip_loss_matches_loop(aggregation, eps_high, c):
   assert all(np.isfinite(v) for v in metrics.values())
 
 
-def _single_token_grad(logp, adv, **kw):
-  """d loss / d logp for one token with logp_old = 0."""
+def _per_token_grads(ratio, adv, **kw):
+  """d loss / d logp per token (one row, logp_old = 0), in one jitted call."""
+  n = len(ratio)
   fn = lambda lp: losses.ppo_clip_loss(
-    lp, jnp.zeros((1, 1)), jnp.full((1, 1), adv), jnp.ones((1, 1)), **kw
+    lp, jnp.zeros((1, n)), jnp.asarray([adv], jnp.float32), jnp.ones((1, n)), **kw
   )[0]
-  return float(jax.grad(fn)(jnp.full((1, 1), logp))[0, 0])
+  return np.asarray(jax.jit(jax.grad(fn))(jnp.log(jnp.asarray([ratio], jnp.float32))))[0]
 
 
 def test_clip_higher_is_asymmetric():
-  kw = dict(eps_low=0.2, eps_high=0.28)
-  # rho = 1.25: clipped by a symmetric 0.2, still learning with eps_high = 0.28.
-  assert _single_token_grad(np.log(1.25), 1.0, **kw) != 0.0
-  assert _single_token_grad(np.log(1.25), 1.0, eps_low=0.2) == 0.0
-  assert _single_token_grad(np.log(1.3), 1.0, **kw) == 0.0
-  # Negative advantages clip at 1 - eps_low = 0.8 regardless of eps_high.
-  assert _single_token_grad(np.log(0.79), -1.0, **kw) == 0.0
-  assert _single_token_grad(np.log(0.81), -1.0, **kw) != 0.0
+  ratio = [1.25, 1.3, 0.79, 0.81, 0.75]
+  adv = [1.0, 1.0, -1.0, -1.0, 1.0]
+  # rho = 1.25: clipped by a symmetric 0.2, still learning with eps_high = 0.28; negative
+  # advantages clip at 1 - eps_low = 0.8 regardless of eps_high; A > 0 never clips below.
+  want_nonzero = [True, False, False, True, True]
+  np.testing.assert_array_equal(
+    _per_token_grads(ratio, adv, eps_low=0.2, eps_high=0.28) != 0, want_nonzero
+  )
+  np.testing.assert_array_equal(
+    _per_token_grads(ratio, adv, eps_low=0.2) != 0, [False, False, False, True, True]
+  )
 
 
 def test_dual_clip_bounds_negative_advantage_loss():
@@ -99,7 +103,9 @@ def test_dual_clip_bounds_negative_advantage_loss():
   loss, metrics = losses.ppo_clip_loss(big, *args, dual_clip_c=3.0)
   np.testing.assert_allclose(loss, 6.0)  # -c * A instead of -A * rho = 20
   assert float(metrics["dual_clip_frac"]) == 1.0
-  assert _single_token_grad(np.log(10.0), -2.0, dual_clip_c=3.0) == 0.0
+  np.testing.assert_array_equal(
+    _per_token_grads([10.0, 2.9], [-2.0, -2.0], dual_clip_c=3.0) != 0, [False, True]
+  )
   np.testing.assert_allclose(losses.ppo_clip_loss(big, *args)[0], 20.0, rtol=1e-6)
   with pytest.raises(ValueError, match="dual_clip_c"):
     losses.ppo_clip_loss(big, *args, dual_clip_c=0.5)
