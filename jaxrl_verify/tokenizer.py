@@ -85,7 +85,7 @@ class Tokenizer:
     if not corpus:
       raise ValueError("Tokenizer.train got no non-empty texts; pass the task corpus.")
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
+    trainer_args = dict(
       sentence_iterator=iter(corpus),
       model_writer=buf,
       vocab_size=vocab_size,
@@ -109,6 +109,16 @@ class Tokenizer:
       num_threads=num_threads,
       minloglevel=2,
     )
+    try:
+      spm.SentencePieceTrainer.train(**trainer_args)
+    except RuntimeError as e:
+      if "required_chars" not in str(e):
+        raise
+      raise ValueError(
+        f"vocab_size={vocab_size} is too small for this corpus, whose distinct characters "
+        f"each need a piece ({str(e).rsplit('required_chars.', 1)[-1].split('.')[0].strip()}); "
+        "raise vocab_size."
+      ) from None
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "wb") as f:
       f.write(buf.getvalue())

@@ -149,19 +149,20 @@ class SyntheticBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     cfg = self.builder_config
     rng = np.random.default_rng([cfg.seed, 20250101])
     seen: set[str] = set()
-    misses, max_misses = 0, 50 * total + 1000
+    misses = 0  # Consecutive repeats: many in a row means the level's space is exhausted.
     while len(seen) < total:
       level = cfg.difficulty[len(seen) % len(cfg.difficulty)]
       ex = self._sample(rng, level)
       if ex["question"] in seen:
         misses += 1
-        if misses > max_misses:
+        if misses > 5000:
           raise ValueError(
             f"{self.name} found only {len(seen)} distinct questions at difficulty "
             f"{cfg.difficulty}, fewer than the {total} asked for; lower num_train/num_test "
             "or add harder levels."
           )
         continue
+      misses = 0
       ex.update(id=f"{self.name}-s{cfg.seed}-{len(seen)}", difficulty=level)
       seen.add(ex["question"])
       yield ex

@@ -75,6 +75,10 @@ class Task:
         f"{sorted(allowed | {'manual_dir'})}."
       )
     config = make_config(**opts) if make_config else None
+    # tfds refuses a new config object named like one of the class's own configs.
+    config = next(
+      (c for c in self.builder.BUILDER_CONFIGS if config and c.name == config.name), config
+    )
     return self.builder(config=config, data_dir=data_dir, file_format="array_record")
 
   def data_source(self, split: str, data_dir: str | os.PathLike) -> Examples:
