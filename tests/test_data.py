@@ -16,7 +16,7 @@ import pytest
 import sympy
 from sympy.parsing.sympy_parser import implicit_multiplication, parse_expr, standard_transformations
 
-from jaxrl_verify.data import pipeline, tasks
+from jaxrl_verify.data import arithmetic, pipeline, tasks
 from jaxrl_verify.data.public import last_boxed
 from jaxrl_verify.tokenizer import Tokenizer
 from jaxrl_verify.types import PromptBatch
@@ -190,7 +190,7 @@ def test_math_from_directory_and_jsonl(tmp_path):
 # ------------------------------------------------------------------ registry
 
 
-def test_registry():
+def test_registry(tmp_path):
   assert {"arithmetic", "countdown", "linear_equations", "gsm8k", "math"} <= set(tasks.task_names())
   with pytest.raises(KeyError, match="known tasks are .*arithmetic"):
     tasks.get_task("chess")
@@ -205,6 +205,16 @@ def test_registry():
     tasks.register_task(
       tasks.Task(name="arith_test_only", builder=base.builder, prompt_template="", verifier="x")
     )
+
+  # A builder factory instead of a class: options reach it as keyword arguments.
+  def factory(data_dir, num_train):
+    config = arithmetic.Arithmetic.make_config(num_train=num_train, num_test=4, difficulty=1)
+    return arithmetic.Arithmetic(config=config, data_dir=data_dir, file_format="array_record")
+
+  made = tasks.Task(
+    name="factory_only", builder=factory, prompt_template="{question}", verifier="math"
+  )
+  assert len(made.with_options(num_train=10).data_source("train", tmp_path)) == 10
   assert tasks.get_task("arithmetic", difficulty=2).options == {"difficulty": 2}
   assert tasks.get_task("arithmetic").options == {}
 

@@ -5,6 +5,10 @@ The order of epoch e is a permutation drawn from `numpy.random.default_rng([seed
 [k*B, (k+1)*B) of that order; process i of P takes the i-th contiguous slice of it,
 so the union over processes is the single-process batch. The iterator's state is
 just (epoch, position): restoring it reproduces the following batches exactly.
+
+Multi-host: every process builds the same dataset (generation is deterministic), so
+each host may use a local `data_dir`; with a shared `data_dir`, let one process
+prepare it first (`task.data_source(split, data_dir)`) before the others start.
 """
 
 from __future__ import annotations
