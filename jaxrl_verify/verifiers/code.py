@@ -1,0 +1,316 @@
+"""The `code` verifier: run a program against tests in a bubblewrap sandbox, resisting reward hacks.
+
+Test formats (one per call):
+  * `tests`: MBPP-style `assert` strings. Each is split (`code_split.split_assert`) into the call,
+    evaluated in the candidate's sandbox, and the expected value, parsed in this process (or
+    evaluated in a second sandbox holding no candidate code); the comparison of plain data happens
+    here. A result that is not plain data (e.g. an object whose `__eq__` is always true) fails.
+  * `check` + `entry_point`: HumanEval-style `check(candidate)`. The check code holds the expected
+    values, so it runs in its own sandbox with *no* candidate code; `candidate` there is a proxy
+    that sends the arguments over a pipe to a second sandbox running the program, which answers
+    with plain data only. The check's sandbox counts the asserts it executed and reports to this
+    process; the candidate has no channel to it other than its answers.
+  * `io`: stdin/stdout pairs; stdout is compared after stripping trailing whitespace per line.
+
+`hidden_tests` (same format as the visible tests: assert strings, io dicts, or check sources) run
+in the same sandboxes and are reported as `extras["hidden_reward"]`.
+
+Reward hacks get reward 0, status `wrong`, and a reason starting with one of `HACKS`:
+an early exit, killing itself or its parent, forged verdicts (success markers printed, or lines
+forged on the harness's report channel), reading or searching for the tests (files, directories,
+the harness's frames, the garbage collector), monkeypatching builtins, spawning processes,
+flooding output, filling the disk, spinning (CPU limit), sleeping (wall-clock deadline), ignoring
+signals, networking, native code. Honest failures are `wrong-answer`, `runtime-error`,
+`not-plain` and `missing-function`; an unparsable program is `invalid`.
+
+Sandbox: `sandbox.py` (bubblewrap). Without bwrap the verdict is `error` and says to install it,
+unless the caller opts in to `sandbox="unsafe-fallback"` or `JAXRL_VERIFY_SANDBOX=unsafe-fallback`.
+The verifier enforces its own wall-clock deadline (`timeout_s`) from outside the sandbox, so it
+does not depend on the pool for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from jaxrl_verify.verifiers import code_harness
+from jaxrl_verify.verifiers import sandbox as sbx
+from jaxrl_verify.verifiers.base import Verdict, register
+from jaxrl_verify.verifiers.code_split import (
+  compare,
+  extract_program,
+  forged_marker,
+  normalise_output,
+  split_assert,
+)
+
+HACKS = (
+  "exits-early",
+  "kills-self",
+  "kills-parent",
+  "forged-verdict",
+  "reads-tests",
+  "monkeypatch",
+  "forks",
+  "output-flood",
+  "disk-fill",
+  "spins",
+  "sleeps",
+  "ignores-signals",
+  "network",
+  "native-code",
+)
+_IO_BATCH = 4
+# (visible tests passed, hidden tests passed, reason of the first failure)
+_Result = tuple[list[bool], list[bool], "str | None"]
+
+
+class _Hack(Exception):
+  """A reward hack (or a sandbox failure, when `status` is not `wrong`)."""
+
+  def __init__(self, reason: str, status: str = "wrong"):
+    super().__init__(reason)
+    self.reason, self.status = reason, status
+
+
+def _limits(timeout_s: float) -> sbx.Limits:
+  # CPU limit below the wall deadline: a spinning program is told apart from a sleeping one.
+  return sbx.Limits(wall_s=timeout_s, cpu_s=max(1.0, 0.5 * timeout_s))
+
+
+def _diagnose(out: sbx.Outcome, *, candidate: bool, answers_missing: bool) -> None:
+  """Raises `_Hack` when a sandboxed process misbehaved or did not run."""
+  if not out.ready:
+    if out.deadline:
+      raise _Hack("the sandbox did not start before the deadline", "timeout")
+    tail = out.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    raise _Hack(f"the sandbox failed to start: {tail[0][:200]}", "error")
+  if out.forged:
+    raise _Hack("forged-verdict: lines forged on the harness's report channel")
+  if candidate:
+    marker = forged_marker(
+      out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
+    )
+    if marker:
+      raise _Hack(f"forged-verdict: printed {marker!r}")
+  flag = out.first("flag")
+  if flag:
+    raise _Hack(f"{flag['flag']}: {flag['detail']}")
+  if out.output_capped:
+    raise _Hack("output-flood: output exceeded the cap")
+  rc = out.returncode
+  if rc == 128 + 25:
+    raise _Hack("disk-fill: exceeded the file-size limit")
+  if rc == 128 + 24:
+    raise _Hack("spins: exceeded the CPU-time limit")
+  if rc == 128 + 9 and not out.deadline:
+    raise _Hack("ignores-signals: killed at the hard CPU-time limit")
+  if out.deadline:
+    if out.ignored_term:
+      raise _Hack("ignores-signals: survived SIGTERM at the deadline")
+    kind = "spins" if out.deadline_cpu_s >= 0.3 * out.wall_s else "sleeps"
+    raise _Hack(f"{kind}: still running at the {out.wall_s:.1f}s deadline")
+  if rc is not None and rc > 128:
+    raise _Hack(f"kills-self: died of signal {rc - 128}")
+  if answers_missing and not out.done:
+    raise _Hack("exits-early: the process ended before the tests ran")
+  if not candidate and not out.done:
+    raise _Hack("the test harness did not finish", "error")
+
+
+def _error_reason(err: str) -> str:
+  if "No space left" in err or "File too large" in err:
+    raise _Hack(f"disk-fill: {err}")
+  if err.startswith("missing-function"):
+    return err
+  return f"runtime-error: {err}"
+
+
+def _run_asserts(program: str, tests: list[str], hidden: list[str], limits, backend) -> _Result:
+  try:
+    splits = [split_assert(t) for t in [*tests, *hidden]]
+  except ValueError as e:
+    raise _Hack(f"bad-test: {e}", "error") from None
+  exprs = [s.expected_expr for s in splits if s.expected_expr is not None]
+  specs = [sbx.Spec({"mode": "calls", "program": program, "calls": [s.call for s in splits]})]
+  if exprs:
+    specs.append(sbx.Spec({"mode": "calls", "program": "", "calls": exprs}))
+  outs = sbx.run_group(specs, limits, backend=backend)
+  answers = {r["call"]: r for r in outs[0].reports if "call" in r}
+  _diagnose(outs[0], candidate=True, answers_missing=len(answers) < len(splits))
+  expected_iter = iter([])
+  if exprs:
+    _diagnose(outs[1], candidate=False, answers_missing=False)
+    values = [r for r in outs[1].reports if "call" in r]
+    if any("value" not in r for r in values):
+      bad = next(r for r in values if "value" not in r)
+      raise _Hack(f"bad-test: an expected value failed to evaluate ({bad})", "error")
+    expected_iter = iter([code_harness.de(r["value"]) for r in values])
+  load_error = outs[0].first("load_error")
+  passed: list[bool] = []
+  first_failure = None
+  for i, split in enumerate(splits):
+    expected = next(expected_iter) if split.expected_expr is not None else split.expected
+    answer = answers.get(i, {})
+    if load_error:
+      ok, why = False, _error_reason(load_error["load_error"] + " (while loading)")
+    elif "not_plain" in answer:
+      ok, why = False, f"not-plain: test {i} returned a {answer['not_plain']} object"
+    elif "error" in answer:
+      ok, why = False, _error_reason(f"{answer['error']} (test {i})")
+    else:
+      ok = compare(split, code_harness.de(answer.get("value")), expected)
+      why = f"wrong-answer: test {i} ({split.call})"
+    passed.append(ok)
+    if not ok and first_failure is None:
+      first_failure = why
+  return passed[: len(tests)], passed[len(tests) :], first_failure
+
+
+def _run_check(program: str, checks: list[str], entry_point: str, limits, backend) -> _Result:
+  kc_r, kc_w = os.pipe()
+  ck_r, ck_w = os.pipe()
+  k_job = {"mode": "check", "checks": checks, "entry_point": entry_point}
+  c_job = {"mode": "serve", "program": program}
+  specs = [
+    sbx.Spec(dict(k_job, req_fd=kc_w, resp_fd=ck_r), pass_fds=(kc_w, ck_r)),
+    sbx.Spec(dict(c_job, req_fd=kc_r, resp_fd=ck_w), pass_fds=(kc_r, ck_w)),
+  ]
+  k_out, c_out = sbx.run_group(
+    specs, limits, backend=backend, close_after_start=(kc_r, kc_w, ck_r, ck_w)
+  )
+  results = [r for r in k_out.reports if "check" in r]
+  gone = any(r.get("gone") for r in results)
+  _diagnose(c_out, candidate=True, answers_missing=gone or not k_out.done)
+  if any(r["detail"].startswith("forged-verdict") for r in results):
+    raise _Hack(next(r["detail"] for r in results if r["detail"].startswith("forged-verdict")))
+  _diagnose(k_out, candidate=False, answers_missing=False)
+  first_failure = None
+  for r in results:
+    if not r["passed"] and first_failure is None:
+      detail = r["detail"].removeprefix("the candidate raised ")
+      if detail.startswith(("not-plain", "missing-function")):
+        first_failure = detail
+      elif r["detail"].startswith("the candidate raised"):
+        first_failure = _error_reason(detail)
+      else:
+        first_failure = f"wrong-answer: check {r['check']}: {r['detail']}"
+  passed = [bool(r["passed"]) for r in results]
+  passed += [False] * (len(checks) - len(passed))
+  return passed[:1], passed[1:], first_failure
+
+
+def _run_io(
+  program: str, cases: list[dict[str, str]], n_visible: int, limits, deadline, backend
+) -> _Result:
+  passed: list[bool] = []
+  first_failure = None
+  for start in range(0, len(cases), _IO_BATCH):
+    batch = cases[start : start + _IO_BATCH]
+    wall = deadline - time.monotonic()
+    if wall <= 0.05:
+      raise _Hack(f"spins: {len(cases) - start} io tests left at the deadline")
+    specs = [sbx.Spec({"mode": "io", "program": program}, str(c["input"]).encode()) for c in batch]
+    outs = sbx.run_group(specs, dataclasses.replace(limits, wall_s=wall), backend=backend)
+    for j, (case, out) in enumerate(zip(batch, outs)):
+      _diagnose(out, candidate=False, answers_missing=False)
+      err = out.first("error") or out.first("exit_code")
+      got = normalise_output(out.stdout.decode(errors="replace"))
+      ok = err is None and got == normalise_output(str(case["output"]))
+      if not ok and first_failure is None:
+        i = start + j
+        why = err.get("error") or f"exit code {err.get('exit_code')}" if err else ""
+        first_failure = _error_reason(why) if err else f"wrong-answer: io test {i}"
+      passed.append(ok)
+  return passed[:n_visible], passed[n_visible:], first_failure
+
+
+def _reward(passed: list[bool], partial_credit: bool) -> float:
+  if not passed:
+    return 0.0
+  if all(passed):
+    return 1.0
+  return sum(passed) / len(passed) if partial_credit else 0.0
+
+
+@register("code")
+def verify_code(
+  completion: str,
+  reference: Any = None,
+  *,
+  tests: list[str] | None = None,
+  entry_point: str | None = None,
+  check: str | None = None,
+  io: list[dict[str, str]] | None = None,
+  hidden_tests: list[Any] | str | None = None,
+  partial_credit: bool = False,
+  timeout_s: float = 10.0,
+  sandbox: str | None = None,
+  **_: Any,
+) -> Verdict:
+  """Runs the program in `completion` against the tests; see the module docstring.
+
+  Args:
+    completion: model output; the last fenced Python block, else the raw text.
+    reference: unused (the tests are the reference).
+    tests: MBPP-style assert strings.
+    entry_point: the function `check(candidate)` is called with.
+    check: HumanEval-style source defining `check(candidate)`.
+    io: `[{"input": str, "output": str}, ...]` stdin/stdout pairs.
+    hidden_tests: held-out tests in the same format (for `check`: a source or list of sources).
+    partial_credit: reward = fraction of visible tests passed instead of all-or-nothing.
+    timeout_s: wall-clock deadline for the whole verification, enforced from outside.
+    sandbox: `bwrap` or `unsafe-fallback` (default: `$JAXRL_VERIFY_SANDBOX` or `bwrap`).
+
+  Returns:
+    A `Verdict`; `extras["hidden_reward"]` when hidden tests are given, `extras["tests_run"]`.
+  """
+  start = time.monotonic()
+  if check is not None and not entry_point:
+    raise ValueError("The code verifier got `check` without `entry_point`; pass both.")
+  if tests is None and check is None and io is None:
+    raise ValueError("The code verifier needs `tests` (asserts), `check`+`entry_point` or `io`.")
+  if isinstance(hidden_tests, str):
+    hidden_tests = [hidden_tests]
+  hidden = list(hidden_tests or [])
+  limits = _limits(timeout_s)
+  has_hidden = hidden_tests is not None
+  program = extract_program(completion)
+
+  def verdict(status, reward, reason, hidden_reward=0.0, run=0) -> Verdict:
+    extras = {"tests_run": float(run)}
+    if has_hidden:
+      extras["hidden_reward"] = hidden_reward
+    return Verdict(status, reward, time.monotonic() - start, reason, extras=extras)
+
+  if program is None:
+    return verdict("invalid", 0.0, "no-program: no Python code block or source found")
+  try:
+    compile(program, "<candidate>", "exec")
+  except (SyntaxError, ValueError) as e:
+    return verdict("invalid", 0.0, f"syntax-error: {e}")
+  try:
+    backend, _ = sbx.resolve_backend(sandbox)
+    if check is not None:
+      run = _run_check(program, [check, *hidden], entry_point, limits, backend)
+    elif io is not None:
+      run = _run_io(program, [*io, *hidden], len(io), limits, start + timeout_s, backend)
+    else:
+      run = _run_asserts(program, list(tests), hidden, limits, backend)
+  except sbx.SandboxUnavailable as e:
+    return verdict("error", 0.0, str(e))
+  except _Hack as e:
+    return verdict(e.status, 0.0, e.reason)
+  visible, hidden_passed, first_failure = run
+  reward = _reward(visible, partial_credit)
+  hidden_reward = _reward(hidden_passed, partial_credit)
+  n_run = len(visible) + len(hidden_passed)
+  if all(visible) and visible:
+    return verdict(
+      "ok", reward, f"passed {len(visible)}/{len(visible)} tests", hidden_reward, n_run
+    )
+  reason = first_failure or "wrong-answer"
+  return verdict("wrong", reward, reason, hidden_reward, n_run)
