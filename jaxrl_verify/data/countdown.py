@@ -7,8 +7,8 @@ subset of the numbers whose intermediate results are all positive integers.
 
 | level | numbers | drawn from | used by the built expression |
 |---|---|---|---|
-| 1 | 3 | 1..10 | 2 |
-| 2 | 3 | 1..20 | 3 |
+| 1 | 3 | 1..20 | 2 |
+| 2 | 3 | 1..25 | 3 |
 | 3 | 4 | 1..25 | 3 or 4 |
 | 4 | 5 | 1..50 | 3 to 5 |
 """
@@ -24,7 +24,7 @@ import tensorflow_datasets as tfds
 from jaxrl_verify.data import synthetic
 
 # level -> (how many numbers, max number, (min, max) numbers used by the solution)
-LEVELS = {1: (3, 10, (2, 2)), 2: (3, 20, (3, 3)), 3: (4, 25, (3, 4)), 4: (5, 50, (3, 5))}
+LEVELS = {1: (3, 20, (2, 2)), 2: (3, 25, (3, 3)), 3: (4, 25, (3, 4)), 4: (5, 50, (3, 5))}
 MAX_TARGET = 999
 
 

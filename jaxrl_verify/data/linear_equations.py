@@ -6,8 +6,8 @@
 
 | level | form | coefficients | solution |
 |---|---|---|---|
-| 1 | x + b = d | b in 1..20 | integer in -20..20 |
-| 2 | a x + b = d | a in 2..9 | integer in -20..20 |
+| 1 | x + b = d | b in -30..30 | integer in -30..30 |
+| 2 | a x + b = d | a in 2..9 | integer in -30..30 |
 | 3 | a x + b = d | a in 2..9, b, d in -30..30 | rational |
 | 4 | a x + b = c x + d | a, c in -9..9, a != c | rational |
 
@@ -47,8 +47,8 @@ def sample_problem(rng: np.random.Generator, level: int) -> dict[str, Any]:
   c = 0
   if level in (1, 2):
     a = 1 if level == 1 else r(2, 9)
-    x = r(-20, 20)
-    b = r(1, 20) if level == 1 else _nonzero(r, -30, 30)
+    x = r(-30, 30)
+    b = _nonzero(r, -30, 30)
     d = a * x + b
   elif level == 3:
     a, b, d = r(2, 9), _nonzero(r, -30, 30), r(-30, 30)

@@ -1,7 +1,8 @@
 """The shared base of the synthetic tfds builders (arithmetic, countdown, equations).
 
 A synthetic builder draws examples from a seeded numpy generator, one difficulty
-level at a time (round-robin over the configured levels), drops repeated questions,
+level at a time (round-robin over the configured levels, minus any level whose
+question space is exhausted), drops repeated questions,
 and puts the first `num_test` unique examples in `test` and the next `num_train` in
 `train`, so the splits never share a question and the same config always produces
 the same examples. Data are written as array_record and read with
@@ -149,20 +150,24 @@ class SyntheticBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     cfg = self.builder_config
     rng = np.random.default_rng([cfg.seed, 20250101])
     seen: set[str] = set()
-    misses = 0  # Consecutive repeats: many in a row means the level's space is exhausted.
+    # A level whose questions keep repeating is exhausted and leaves the rotation, so
+    # a small level (e.g. `x + b = d`) cannot stall a large dataset.
+    active, misses = list(cfg.difficulty), dict.fromkeys(cfg.difficulty, 0)
     while len(seen) < total:
-      level = cfg.difficulty[len(seen) % len(cfg.difficulty)]
+      if not active:
+        raise ValueError(
+          f"{self.name} found only {len(seen)} distinct questions at difficulty "
+          f"{cfg.difficulty}, fewer than the {total} asked for; lower num_train/num_test "
+          "or add harder levels."
+        )
+      level = active[len(seen) % len(active)]
       ex = self._sample(rng, level)
       if ex["question"] in seen:
-        misses += 1
-        if misses > 5000:
-          raise ValueError(
-            f"{self.name} found only {len(seen)} distinct questions at difficulty "
-            f"{cfg.difficulty}, fewer than the {total} asked for; lower num_train/num_test "
-            "or add harder levels."
-          )
+        misses[level] += 1
+        if misses[level] > 2000:
+          active.remove(level)
         continue
-      misses = 0
+      misses[level] = 0
       ex.update(id=f"{self.name}-s{cfg.seed}-{len(seen)}", difficulty=level)
       seen.add(ex["question"])
       yield ex
