@@ -1,0 +1,246 @@
+"""The base experiment config and its validation.
+
+Experiments are files in `configs/` whose `get_config(arg)` starts from
+`base_config()` and changes what the experiment is about. `validate` runs before
+anything is compiled and answers a bad field with one sentence naming it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections as mlc
+
+from jaxrl_verify import sharding
+
+GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo")
+FAILURE_POLICIES = ("mask", "zero")
+KL_PLACEMENTS = ("loss", "reward", "none")
+
+
+def base_config() -> mlc.ConfigDict:
+  """Defaults shared by every experiment (each field documented inline)."""
+  c = mlc.ConfigDict()
+  c.seed = 0
+  c.total_steps = 100  # RL iterations.
+  c.mesh_shape = (-1, 1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices.
+  c.sharding_rules = tuple((k, v) for k, v in sharding.DEFAULT_RULES)
+
+  c.model = mlc.ConfigDict()
+  c.model.preset = "tiny"
+  c.model.init_from = ""  # A directory written by `models.import_hf` or `models.io.save_model`.
+  c.model.dtype = "float32"
+  c.model.param_dtype = "float32"
+  c.model.remat = "none"
+  c.model.overrides = mlc.ConfigDict()  # Any other ModelConfig field, e.g. num_layers.
+
+  c.task = mlc.ConfigDict()
+  c.task.name = "arithmetic"
+  c.task.options = mlc.ConfigDict()  # Builder options, e.g. difficulty, num_train.
+  c.task.data_dir = ""  # Default: WORKDIR/data.
+  c.task.max_prompt_len = 64
+  c.task.eval_split = "test"
+
+  c.tokenizer = mlc.ConfigDict()
+  c.tokenizer.path = ""  # A sentencepiece .model; default: the init checkpoint's, else train.
+  c.tokenizer.vocab_size = 512  # When training one on the task corpus.
+
+  # Supervised warm start on the task's demonstrations before RL (0 steps: none).
+  c.sft = mlc.ConfigDict()
+  c.sft.steps = 0
+  c.sft.batch_size = 32
+  c.sft.learning_rate = 1e-3
+  c.sft.max_len = 128
+
+  c.rollout = mlc.ConfigDict()
+  c.rollout.prompts_per_step = 8
+  c.rollout.group_size = 8
+  c.rollout.max_new_tokens = 32
+  c.rollout.temperature = 1.0
+  c.rollout.top_k = 0
+  c.rollout.top_p = 1.0
+
+  c.verifier = mlc.ConfigDict()
+  c.verifier.workers = 2
+  c.verifier.timeout_s = 5.0
+  c.verifier.memory_limit_mb = 2048
+  c.verifier.failure_policy = "mask"  # Timeouts/errors: `mask` out of the loss, or `zero` reward.
+  c.verifier.imports = ()  # Extra modules the workers import (user-registered verifiers).
+
+  c.algo = mlc.ConfigDict()
+  c.algo.advantage = "grpo"
+  c.algo.gamma = 1.0
+  c.algo.lam = 0.95
+  c.algo.lambda_critic = -1.0  # < 0: same as lam.
+  c.algo.eps_low = 0.2
+  c.algo.eps_high = 0.28  # Clip-higher (DAPO).
+  c.algo.dual_clip_c = 0.0  # 0: off.
+  c.algo.aggregation = "token_mean"
+  c.algo.entropy_coef = 0.0
+  c.algo.kl_coef = 0.0
+  c.algo.kl_estimator = "k3"
+  c.algo.kl_placement = "loss"  # `loss`, `reward` or `none`.
+  c.algo.tis_cap = 2.0  # Truncated importance sampling cap; 0: off.
+  c.algo.value_coef = 1.0
+  c.algo.value_clip_eps = 0.2
+  c.algo.dynamic_sampling = False  # DAPO: drop groups whose rewards are all equal, refill.
+  c.algo.max_resample_rounds = 4
+  c.algo.overlong_buffer = 0  # DAPO soft overlong punishment over the last N tokens; 0: off.
+  c.algo.overlong_penalty = 1.0
+  c.algo.mask_truncated = False  # Exclude rows that hit max_new_tokens from the loss.
+
+  c.optim = mlc.ConfigDict()
+  c.optim.learning_rate = 1e-5
+  c.optim.warmup_steps = 0
+  c.optim.min_lr_ratio = 0.1
+  c.optim.weight_decay = 0.0
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.grad_clip = 1.0
+  c.optim.grad_accum_steps = 1
+
+  c.ppo = mlc.ConfigDict()
+  c.ppo.epochs = 1
+  c.ppo.minibatches = 1
+
+  c.value = mlc.ConfigDict()
+  c.value.learning_rate = 1e-4
+  c.value.warmup_steps = 0  # Critic-only iterations before the policy moves.
+
+  c.eval = mlc.ConfigDict()
+  c.eval.every = 0  # RL iterations between evals (0: only before the first and after the last).
+  c.eval.num_examples = 128
+  c.eval.k = 4  # pass@k / maj@k samples per problem.
+  c.eval.temperature = 1.0
+  c.eval.batch_size = 64
+
+  c.log_every = 1
+  c.checkpoint_every = 50
+  c.keep_checkpoints = 3
+  return c
+
+
+def _fail(field: str, problem: str, fix: str) -> None:
+  raise ValueError(f"config.{field} {problem}; {fix}.")
+
+
+def validate(c: mlc.ConfigDict, mesh=None) -> None:
+  """Checks `c` (and its fit to `mesh`, if given) before any compilation.
+
+  Raises:
+    ValueError: one sentence naming the field and the fix.
+  """
+  from jaxrl_verify.data import tasks
+  from jaxrl_verify.models import config as model_config
+  from jaxrl_verify.rl import advantages, kl, losses
+
+  if c.total_steps < 1:
+    _fail("total_steps", f"is {c.total_steps}", "set it to at least 1")
+  if not c.model.init_from and c.model.preset not in model_config.PRESETS:
+    _fail(
+      "model.preset",
+      f"is {c.model.preset!r}, unknown",
+      f"choose one of {sorted(model_config.PRESETS)} or set model.init_from",
+    )
+  if c.model.init_from and not os.path.isdir(c.model.init_from):
+    _fail(
+      "model.init_from",
+      f"is {c.model.init_from!r}, which is not a directory",
+      "point it at the output of `python -m jaxrl_verify.models.import_hf`",
+    )
+  if c.task.name not in tasks.task_names():
+    _fail("task.name", f"is {c.task.name!r}, unknown", f"choose one of {tasks.task_names()}")
+  if c.algo.advantage not in advantages.ADVANTAGES.names():
+    _fail(
+      "algo.advantage",
+      f"is {c.algo.advantage!r}, unknown",
+      f"choose one of {advantages.ADVANTAGES.names()}",
+    )
+  if c.algo.aggregation not in losses.AGGREGATIONS.names():
+    _fail(
+      "algo.aggregation",
+      f"is {c.algo.aggregation!r}, unknown",
+      f"choose one of {losses.AGGREGATIONS.names()}",
+    )
+  if c.algo.kl_estimator not in kl.KL_ESTIMATORS.names():
+    _fail(
+      "algo.kl_estimator",
+      f"is {c.algo.kl_estimator!r}, unknown",
+      f"choose one of {kl.KL_ESTIMATORS.names()}",
+    )
+  if c.algo.kl_placement not in KL_PLACEMENTS:
+    _fail("algo.kl_placement", f"is {c.algo.kl_placement!r}", f"choose one of {KL_PLACEMENTS}")
+  if c.verifier.failure_policy not in FAILURE_POLICIES:
+    _fail(
+      "verifier.failure_policy",
+      f"is {c.verifier.failure_policy!r}",
+      f"choose one of {FAILURE_POLICIES}",
+    )
+  if c.algo.advantage in GROUP_ESTIMATORS + ("reinforce_pp",) and c.rollout.group_size < 2:
+    _fail(
+      "rollout.group_size",
+      f"is {c.rollout.group_size} but {c.algo.advantage} compares samples within a group",
+      "set it to at least 2",
+    )
+  for field in (
+    "rollout.prompts_per_step",
+    "rollout.group_size",
+    "rollout.max_new_tokens",
+    "task.max_prompt_len",
+    "ppo.epochs",
+    "ppo.minibatches",
+    "optim.grad_accum_steps",
+    "eval.batch_size",
+    "eval.k",
+  ):
+    section, name = field.split(".")
+    if c[section][name] < 1:
+      _fail(field, f"is {c[section][name]}", "set it to at least 1")
+  if c.rollout.temperature < 0:
+    _fail("rollout.temperature", "is negative", "use 0 for greedy or a positive value")
+  if not 0 < c.rollout.top_p <= 1:
+    _fail("rollout.top_p", f"is {c.rollout.top_p}", "use a value in (0, 1]")
+  g = c.rollout.prompts_per_step * c.rollout.group_size
+  parts = c.ppo.minibatches * c.optim.grad_accum_steps
+  if g % parts:
+    _fail(
+      "ppo.minibatches",
+      f"x optim.grad_accum_steps = {parts} does not divide the {g} generations per step",
+      "pick values whose product divides it",
+    )
+  if mesh is not None:
+    batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+    if c.rollout.prompts_per_step % batch_devices:
+      _fail(
+        "rollout.prompts_per_step",
+        f"({c.rollout.prompts_per_step}) is not divisible by the "
+        f"data x fsdp mesh size ({batch_devices})",
+        "change it or config.mesh_shape",
+      )
+    if (g // parts) % batch_devices:
+      _fail(
+        "ppo.minibatches",
+        f"gives microbatches of {g // parts} generations, not divisible "
+        f"by the data x fsdp mesh size ({batch_devices})",
+        "use fewer minibatches/accumulation steps or a smaller mesh",
+      )
+    if c.eval.batch_size % batch_devices:
+      _fail(
+        "eval.batch_size",
+        f"({c.eval.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
+        "change it",
+      )
+
+
+def check_workdir(workdir: str) -> None:
+  """The workdir exists or can be created, and is writable."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_probe")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(
+      f"--workdir {workdir!r} cannot be written ({e.strerror}); pick a writable directory."
+    ) from None

@@ -1,0 +1,203 @@
+"""One iteration's experience: sample, verify on the host pool, score on device.
+
+Order matters for speed: the sampler's output is decoded and every completion is
+submitted to the verifier pool at once; the reference logprobs and critic values
+are then dispatched to the device (asynchronously) and computed while the pool
+works; only then does the host wait for verdicts. Rewards go through the jitted
+advantage estimator into a `TrainBatch`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxrl_verify import distributed
+from jaxrl_verify.models import scoring
+from jaxrl_verify.rl import advantages as advantages_lib
+from jaxrl_verify.rl import kl, shaping, update
+from jaxrl_verify.sampler import SamplingParams
+from jaxrl_verify.types import PromptBatch
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperienceConfig:
+  """Static choices of how experience becomes a TrainBatch."""
+
+  group_size: int
+  advantage: str
+  advantage_hparams: tuple[tuple[str, Any], ...] = ()
+  needs_ref: bool = False
+  kl_in_reward: bool = False
+  kl_coef: float = 0.0
+  kl_estimator: str = "k3"
+  failure_policy: str = "mask"
+  overlong_buffer: int = 0
+  overlong_penalty: float = 1.0
+  mask_truncated: bool = False
+
+
+class DeviceScorer:
+  """Jitted device computations of the experience stage (compiled once per shape)."""
+
+  def __init__(self, policy_graphdef, value_graphdef, cfg: ExperienceConfig):
+    self.cfg = cfg
+
+    @jax.jit
+    def ref_logp(ref_state, prompt_gp, prompt_mask_gp, completion_gt, mask_gt):
+      model = nnx.merge(policy_graphdef, ref_state)
+      return scoring.completion_logprobs(model, prompt_gp, prompt_mask_gp, completion_gt, mask_gt)
+
+    @jax.jit
+    def values(value_state, prompt_gp, prompt_mask_gp, completion_gt, mask_gt):
+      model = nnx.merge(value_graphdef, value_state)
+      return update.critic_values(model, prompt_gp, prompt_mask_gp, completion_gt, mask_gt)
+
+    estimator = functools.partial(
+      advantages_lib.ADVANTAGES.get(cfg.advantage),
+      group_size=cfg.group_size,
+      **dict(cfg.advantage_hparams),
+    )
+
+    @jax.jit
+    def advantages(reward_g, valid_g, mask_gt, logp_gt, ref_logp_gt, values_gt, finished_g):
+      token_reward_gt = None
+      if cfg.kl_in_reward:
+        token_reward_gt = kl.kl_penalty_rewards(
+          logp_gt, ref_logp_gt, mask_gt, beta=cfg.kl_coef, estimator=cfg.kl_estimator
+        )
+      inputs = advantages_lib.AdvantageInputs(
+        reward_g=reward_g,
+        mask_gt=mask_gt,
+        valid_g=valid_g,
+        token_reward_gt=token_reward_gt,
+        values_gt=values_gt if value_graphdef is not None else None,
+        finished_eos_g=finished_g,
+      )
+      return estimator(inputs)
+
+    self.ref_logp, self.values, self.advantages = ref_logp, values, advantages
+
+
+def collect(
+  state: update.TrainState,
+  prompts: PromptBatch,
+  rng,
+  *,
+  sampler,
+  sampling: SamplingParams,
+  scorer: DeviceScorer,
+  pool,
+  verifier: str,
+  tokenizer,
+  mesh,
+) -> tuple[update.TrainBatch, dict[str, float], list[str]]:
+  """Samples a group per prompt, verifies, and assembles the TrainBatch.
+
+  Returns:
+    (batch, metrics, completions): `completions` are this host's decoded texts.
+  """
+  cfg = scorer.cfg
+  group = cfg.group_size
+  t0 = time.perf_counter()
+  prompt_gp = np.repeat(prompts.tokens_bp, group, axis=0)
+  prompt_mask_gp = np.repeat(prompts.mask_bp, group, axis=0)
+  prompt_gp, prompt_mask_gp = distributed.to_global((prompt_gp, prompt_mask_gp), mesh)
+  rollout = sampler.generate(state.policy, prompt_gp, prompt_mask_gp, rng, sampling)
+  tokens_gt, mask_gt, finished_g = distributed.to_local(
+    (rollout.tokens_gt, rollout.mask_gt, rollout.finished_eos_g), mesh
+  )
+  t_sample = time.perf_counter() - t0
+
+  # Verification starts now, on the host pool ...
+  t1 = time.perf_counter()
+  texts = tokenizer.decode_batch(tokens_gt, mask_gt)
+  tickets = [
+    pool.submit(verifier, text, prompts.references[i // group], prompts.fields[i // group])
+    for i, text in enumerate(texts)
+  ]
+  # ... while the device computes reference logprobs and values (async dispatch).
+  zeros_gt = jnp.zeros_like(rollout.logp_gt)
+  ref_logp_gt = (
+    scorer.ref_logp(state.ref, prompt_gp, prompt_mask_gp, rollout.tokens_gt, rollout.mask_gt)
+    if cfg.needs_ref
+    else zeros_gt
+  )
+  values_gt = (
+    scorer.values(state.value, prompt_gp, prompt_mask_gp, rollout.tokens_gt, rollout.mask_gt)
+    if state.value is not None
+    else zeros_gt
+  )
+  verdicts = pool.results(tickets)
+  t_verify = time.perf_counter() - t1
+
+  reward_g, valid_g = shaping.verdict_rewards(
+    [v.status for v in verdicts], [v.reward for v in verdicts], policy=cfg.failure_policy
+  )
+  length_g = mask_gt.sum(axis=1)
+  if cfg.overlong_buffer:
+    reward_g = reward_g + np.asarray(
+      shaping.overlong_penalty(
+        length_g,
+        max_len=mask_gt.shape[1],
+        cache_len=cfg.overlong_buffer,
+        factor=cfg.overlong_penalty,
+      )
+    )
+  valid_g = shaping.overlong_filter(valid_g, finished_g, enabled=cfg.mask_truncated)
+  reward_g, valid_g = distributed.to_global((reward_g.astype(np.float32), valid_g), mesh)
+  advantages_gt, returns_gt = scorer.advantages(
+    reward_g,
+    valid_g,
+    rollout.mask_gt,
+    rollout.logp_gt,
+    ref_logp_gt,
+    values_gt,
+    rollout.finished_eos_g,
+  )
+  loss_mask_gt = advantages_lib.loss_mask(rollout.mask_gt, valid_g)
+  batch = update.TrainBatch(
+    prompt_gp=prompt_gp,
+    prompt_mask_gp=prompt_mask_gp,
+    completion_gt=rollout.tokens_gt,
+    completion_mask_gt=rollout.mask_gt,
+    mask_gt=loss_mask_gt,
+    logp_old_gt=rollout.logp_gt,
+    sample_logp_gt=rollout.sample_logp_gt,
+    ref_logp_gt=ref_logp_gt,
+    advantages_gt=advantages_gt,
+    returns_gt=returns_gt,
+    values_old_gt=values_gt,
+  )
+  metrics = _metrics(verdicts, length_g, finished_g, t_sample, t_verify)
+  return batch, metrics, texts
+
+
+def _metrics(verdicts, length_g, finished_g, t_sample, t_verify) -> dict[str, float]:
+  """Host metrics of this host's generations (reward, accuracy, lengths, statuses)."""
+  n = max(len(verdicts), 1)
+  counts = collections.Counter(v.status for v in verdicts)
+  latencies = np.array([v.latency_s for v in verdicts]) if verdicts else np.zeros(1)
+  m = {
+    "reward/mean": float(np.mean([v.reward for v in verdicts])) if verdicts else 0.0,
+    "accuracy": counts["ok"] / n,
+    "response_length/mean": float(np.mean(length_g)),
+    "response_length/max": float(np.max(length_g)),
+    "response_length/truncated_frac": float(1.0 - np.mean(finished_g)),
+    "time/sample": t_sample,
+    "time/verify": t_verify,
+    "tokens_per_s": float(np.sum(length_g)) / max(t_sample, 1e-9),
+    "verify/latency_p50_s": float(np.percentile(latencies, 50)),
+    "verify/latency_p99_s": float(np.percentile(latencies, 99)),
+  }
+  for status in ("ok", "wrong", "invalid", "timeout", "error"):
+    m[f"verify/frac_{status}"] = counts[status] / n
+  return m

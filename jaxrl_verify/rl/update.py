@@ -1,0 +1,298 @@
+"""The jitted RL update: PPO epochs over minibatches, with gradient accumulation.
+
+`TrainState` holds everything that changes during RL (both models, both optimizer
+states, the frozen reference policy, the step and the RNG); `make_update_fn`
+returns one pure function `update(state, batch) -> (state, metrics)` to be jitted
+with the state donated. Losses are normalised by the token/sequence counts of the
+whole minibatch (`losses.batch_counts`), so gradient accumulation and sharding
+never change the loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from jaxrl_verify.models import scoring
+from jaxrl_verify.rl import kl, losses
+
+
+@struct.dataclass
+class TrainState:
+  """The full RL state (all device arrays; checkpointed as one pytree).
+
+  Attributes:
+    step: int32 [] completed RL iterations.
+    policy: NNX parameter state of the policy.
+    policy_opt: optax state of the policy optimizer.
+    ref: NNX parameter state of the frozen reference policy (None without KL).
+    value: NNX parameter state of the value model (None for critic-free estimators).
+    value_opt: optax state of the value optimizer (None without a value model).
+    rng: uint32 [2] raw PRNG key, split once per iteration.
+  """
+
+  step: jax.Array
+  policy: Any
+  policy_opt: Any
+  ref: Any
+  value: Any
+  value_opt: Any
+  rng: jax.Array
+
+
+@struct.dataclass
+class TrainBatch:
+  """One iteration's experience, one row per generation (device arrays).
+
+  Attributes:
+    prompt_gp: int32 [g, p] left-padded prompt tokens.
+    prompt_mask_gp: bool [g, p] real prompt tokens.
+    completion_gt: int32 [g, t] sampled tokens.
+    completion_mask_gt: bool [g, t] real generated tokens (what the model attends to).
+    mask_gt: float32 [g, t] tokens that carry loss: real, and from a trusted verdict.
+    logp_old_gt: float32 [g, t] logprobs of the policy that sampled (the sampler's).
+    sample_logp_gt: float32 [g, t] logprobs under the distribution actually sampled.
+    ref_logp_gt: float32 [g, t] reference-policy logprobs (zeros without KL).
+    advantages_gt: float32 [g, t].
+    returns_gt: float32 [g, t] value targets (zeros without a critic).
+    values_old_gt: float32 [g, t] critic values at sampling time (zeros without).
+  """
+
+  prompt_gp: jax.Array
+  prompt_mask_gp: jax.Array
+  completion_gt: jax.Array
+  completion_mask_gt: jax.Array
+  mask_gt: jax.Array
+  logp_old_gt: jax.Array
+  sample_logp_gt: jax.Array
+  ref_logp_gt: jax.Array
+  advantages_gt: jax.Array
+  returns_gt: jax.Array
+  values_old_gt: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Static hyperparameters of the update (hashable: part of the jit cache key)."""
+
+  eps_low: float = 0.2
+  eps_high: float = 0.2
+  dual_clip_c: float | None = None
+  aggregation: str = "token_mean"
+  entropy_coef: float = 0.0
+  kl_coef: float = 0.0
+  kl_estimator: str = "k3"
+  kl_in_loss: bool = False
+  has_ref: bool = False
+  tis_cap: float | None = None
+  value_coef: float = 1.0
+  value_clip_eps: float | None = 0.2
+  epochs: int = 1
+  minibatches: int = 1
+  grad_accum_steps: int = 1
+  critic_warmup_steps: int = 0
+
+
+def make_optimizer(
+  learning_rate: float,
+  *,
+  total_steps: int,
+  warmup_steps: int = 0,
+  min_lr_ratio: float = 0.1,
+  weight_decay: float = 0.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  grad_clip: float | None = 1.0,
+  steps_per_iteration: int = 1,
+) -> optax.GradientTransformation:
+  """AdamW with linear warm-up then cosine decay, global-norm clipping, and a guard
+  that skips (and counts) updates whose gradients are not finite."""
+  updates = max(total_steps * steps_per_iteration, 1)
+  warmup = warmup_steps * steps_per_iteration
+  schedule = optax.warmup_cosine_decay_schedule(
+    init_value=0.0 if warmup else learning_rate,
+    peak_value=learning_rate,
+    warmup_steps=warmup,
+    decay_steps=max(updates, warmup + 1),
+    end_value=learning_rate * min_lr_ratio,
+  )
+  chain = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
+  chain.append(optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay))
+  return optax.apply_if_finite(optax.chain(*chain), max_consecutive_errors=1_000_000)
+
+
+def _split(batch: TrainBatch, parts: int) -> TrainBatch:
+  """[g, ...] -> [parts, g / parts, ...] (row i of part j is row j * g/parts + i)."""
+  return jax.tree.map(lambda x: x.reshape(parts, x.shape[0] // parts, *x.shape[1:]), batch)
+
+
+def _accumulate(loss_fn, params, batch: TrainBatch, steps: int):
+  """Sum of gradients (and metrics) of `loss_fn` over `steps` microbatches.
+
+  Each microbatch loss is normalised by the counts of the whole batch, so the sum
+  of microbatch losses is the batch loss and the summed gradient is its gradient.
+  """
+  counts = losses.batch_counts(batch.mask_gt)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if steps == 1:
+    (_, metrics), grads = grad_fn(params, batch, counts)
+    return grads, metrics
+
+  def body(carry, micro):
+    grads_acc, metrics_acc = carry
+    (_, metrics), grads = grad_fn(params, micro, counts)
+    return (
+      jax.tree.map(jnp.add, grads_acc, grads),
+      jax.tree.map(jnp.add, metrics_acc, metrics),
+    ), None
+
+  micro = _split(batch, steps)
+  first = jax.tree.map(lambda x: x[0], micro)
+  (_, metrics0), grads0 = grad_fn(params, first, counts)
+  rest = jax.tree.map(lambda x: x[1:], micro)
+  (grads, metrics), _ = jax.lax.scan(body, (grads0, metrics0), rest)
+  # Loss-like metrics add up over microbatches; rate-like ones are averaged.
+  metrics = {k: v if k.startswith("loss") else v / steps for k, v in metrics.items()}
+  return grads, metrics
+
+
+def make_update_fn(
+  policy_graphdef,
+  value_graphdef,
+  policy_tx: optax.GradientTransformation,
+  value_tx: optax.GradientTransformation | None,
+  cfg: LossConfig,
+):
+  """Returns `update(state, batch) -> (state, metrics)`; jit it with `donate_argnums=0`."""
+
+  def policy_loss(params, mb: TrainBatch, counts):
+    model = nnx.merge(policy_graphdef, params)
+    logp_gt, entropy_gt = scoring.completion_logprobs(
+      model,
+      mb.prompt_gp,
+      mb.prompt_mask_gp,
+      mb.completion_gt,
+      mb.completion_mask_gt,
+      return_entropy=True,
+    )
+    norm = dict(counts, max_len=mb.mask_gt.shape[1])
+    tis = None
+    if cfg.tis_cap:
+      tis = losses.tis_weights(mb.logp_old_gt, mb.sample_logp_gt, mb.mask_gt, cap=cfg.tis_cap)
+    pg_loss, metrics = losses.ppo_clip_loss(
+      logp_gt,
+      mb.logp_old_gt,
+      mb.advantages_gt,
+      mb.mask_gt,
+      eps_low=cfg.eps_low,
+      eps_high=cfg.eps_high,
+      dual_clip_c=cfg.dual_clip_c,
+      tis_weight_gt=tis,
+      aggregation=cfg.aggregation,
+      **norm,
+    )
+    entropy = losses.aggregate(
+      "token_mean", entropy_gt, mb.mask_gt, num_tokens=counts["num_tokens"]
+    )
+    kl_value = kl.kl_loss(
+      logp_gt,
+      mb.ref_logp_gt,
+      mb.mask_gt,
+      estimator=cfg.kl_estimator,
+      aggregation="token_mean",
+      num_tokens=counts["num_tokens"],
+    )
+    loss = pg_loss - cfg.entropy_coef * entropy
+    if cfg.kl_in_loss:
+      loss = loss + cfg.kl_coef * kl_value
+    metrics = {f"policy/{k}": v for k, v in metrics.items()}
+    metrics.update({"loss/policy": loss, "loss/pg": pg_loss, "entropy": entropy, "kl": kl_value})
+    return loss, metrics
+
+  def value_loss(params, mb: TrainBatch, counts):
+    model = nnx.merge(value_graphdef, params)
+    values_gt = critic_values(
+      model, mb.prompt_gp, mb.prompt_mask_gp, mb.completion_gt, mb.completion_mask_gt
+    )
+    loss, metrics = losses.value_loss(
+      values_gt,
+      mb.values_old_gt,
+      mb.returns_gt,
+      mb.mask_gt,
+      clip_eps=cfg.value_clip_eps,
+      aggregation=cfg.aggregation,
+      max_len=mb.mask_gt.shape[1],
+      **counts,
+    )
+    metrics = {f"value/{k}": v for k, v in metrics.items()}
+    metrics["loss/value"] = loss
+    return cfg.value_coef * loss, metrics
+
+  def apply(tx, params, opt_state, grads):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, optax.global_norm(grads)
+
+  def minibatch_step(state: TrainState, mb: TrainBatch):
+    metrics = {}
+    train_policy = state.step >= cfg.critic_warmup_steps
+    grads, m = _accumulate(policy_loss, state.policy, mb, cfg.grad_accum_steps)
+    policy, policy_opt, gnorm = apply(policy_tx, state.policy, state.policy_opt, grads)
+    # During critic warm-up the policy is left untouched (and its optimizer too).
+    policy, policy_opt = jax.tree.map(
+      lambda new, old: jnp.where(train_policy, new, old),
+      (policy, policy_opt),
+      (state.policy, state.policy_opt),
+    )
+    metrics.update(m, **{"grad_norm/policy": gnorm})
+    value, value_opt = state.value, state.value_opt
+    if value_tx is not None:
+      vgrads, vm = _accumulate(value_loss, state.value, mb, cfg.grad_accum_steps)
+      value, value_opt, vnorm = apply(value_tx, state.value, state.value_opt, vgrads)
+      metrics.update(vm, **{"grad_norm/value": vnorm})
+    state = state.replace(policy=policy, policy_opt=policy_opt, value=value, value_opt=value_opt)
+    return state, metrics
+
+  def update(state: TrainState, batch: TrainBatch):
+    g = batch.mask_gt.shape[0]
+    if g % (cfg.minibatches * cfg.grad_accum_steps):
+      raise ValueError(
+        f"{g} generations per step are not divisible by ppo.minibatches x "
+        f"optim.grad_accum_steps = {cfg.minibatches * cfg.grad_accum_steps}; change one of them."
+      )
+    minibatches = _split(batch, cfg.minibatches)
+    order = jnp.tile(jnp.arange(cfg.minibatches), cfg.epochs)
+
+    def body(state, i):
+      mb = jax.tree.map(lambda x: x[i], minibatches)
+      return minibatch_step(state, mb)
+
+    state, metrics = jax.lax.scan(body, state, order)
+    metrics = jax.tree.map(jnp.mean, metrics)
+    metrics["update/skipped_nonfinite"] = _notfinite_count(state.policy_opt)
+    return state.replace(step=state.step + 1), metrics
+
+  return update
+
+
+def _notfinite_count(opt_state) -> jax.Array:
+  """Total updates skipped for non-finite gradients (from optax.apply_if_finite)."""
+  return jnp.asarray(opt_state.total_notfinite, jnp.float32)
+
+
+def critic_values(value_model, prompt_gp, prompt_mask_gp, completion_gt, completion_mask_gt):
+  """float32 [g, t] V(s_t): the value of the state before completion token t is emitted.
+
+  The state before token t ends with the previous token, so values are read at the
+  positions p-1 .. p+t-2 of the concatenated sequence (the same positions whose
+  logits predict the completion tokens).
+  """
+  tokens = jnp.concatenate([prompt_gp, completion_gt], axis=1)
+  valid = jnp.concatenate([prompt_mask_gp, completion_mask_gt], axis=1)
+  values_gs = value_model(tokens, valid_bt=valid)
+  p, t = prompt_gp.shape[1], completion_gt.shape[1]
+  return values_gs[:, p - 1 : p + t - 1] * completion_mask_gt
