@@ -16,7 +16,7 @@ import pytest
 import sympy
 from sympy.parsing.sympy_parser import implicit_multiplication, parse_expr, standard_transformations
 
-from jaxrl_verify.data import arithmetic, pipeline, tasks
+from jaxrl_verify.data import arithmetic, pipeline, synthetic, tasks
 from jaxrl_verify.data.public import last_boxed
 from jaxrl_verify.tokenizer import Tokenizer
 from jaxrl_verify.types import PromptBatch
@@ -311,3 +311,37 @@ def test_sft_examples_and_errors(data_dir, tok):
   it = make_iter(tok, data_dir)
   with pytest.raises(ValueError, match="regenerate"):
     it.set_state({"epoch": 0, "position": 0, "num_examples": 65})
+
+
+class _Toy(synthetic.SyntheticBuilder):
+  """Level 1 has only 5 distinct questions; level 2 has thousands."""
+
+  MAX_LEVEL = 2
+
+  def _extra_features(self):
+    return {}
+
+  def _sample(self, rng, level):
+    n = int(rng.integers(5 if level == 1 else 10_000))
+    return {"question": f"L{level} q{n}", "answer": str(n), "solution": f"\\boxed{{{n}}}"}
+
+
+def test_exhausted_level_leaves_the_rotation(tmp_path):
+  config = _Toy.make_config(num_train=40, num_test=10, difficulty=[1, 2])
+  builder = _Toy(config=config, data_dir=tmp_path, file_format="array_record")
+  builder.download_and_prepare()
+  train = all_examples(tasks.Examples(builder.as_data_source("train")))
+  test = all_examples(tasks.Examples(builder.as_data_source("test")))
+  levels = [e["difficulty"] for e in train + test]
+  assert levels.count(1) == 5 and levels.count(2) == 45
+  assert len({e["question"] for e in train + test}) == 50
+  with pytest.raises(ValueError, match="only 5 distinct questions"):
+    config = _Toy.make_config(num_train=6, num_test=1, difficulty=1)
+    bad = _Toy(config=config, data_dir=tmp_path, file_format="array_record")
+    bad.download_and_prepare()
+
+
+def test_prompt_template_with_unknown_field():
+  task = tasks.Task(name="t", builder=_Toy, prompt_template="{nope}", verifier="math")
+  with pytest.raises(ValueError, match="field 'nope'"):
+    task.format_prompt({"question": "q"})
