@@ -11,7 +11,8 @@ Nothing is downloaded. Put the files in the task's manual directory (by default
   problem has `problem` and `solution`, the answer being the last `\\boxed{...}`.
 
 Each example has `id`, `question`, `answer` (reference for the `math` verifier) and
-`solution` (a worked demonstration ending with the boxed answer).
+`solution` (a worked demonstration ending with the boxed answer). The files are read
+once into `DATA_DIR/<builder name>/`; delete that folder to re-read changed files.
 """
 
 from __future__ import annotations
