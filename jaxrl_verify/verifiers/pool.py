@@ -276,37 +276,36 @@ class VerifierPool:
     ticket, verdict, retiring = message
     worker.task = None
     worker.num_tasks += 1
-    with self._cond:
-      self._finish(ticket, verdict)
     limit = self.max_tasks_per_worker
     if retiring or (limit and worker.num_tasks >= limit):
       self._replace(worker)
+    with self._cond:
+      self._finish(ticket, verdict)
 
   def _on_worker_death(self, worker: Worker) -> None:
     cause = worker.exit_cause()
-    if worker.task is not None:
+    task, elapsed = worker.task, time.monotonic() - worker.started
+    self._replace(worker)
+    if task is not None:
       self._stats.crashes += 1
       with self._cond:
         reason = f"worker crashed ({cause}) while checking this item"
-        self._finish(
-          worker.task[0], Verdict("error", 0.0, time.monotonic() - worker.started, reason)
-        )
+        self._finish(task[0], Verdict("error", 0.0, elapsed, reason))
     elif not worker.ready:
       self._failed_starts += 1
       if self._failed_starts >= _FAILED_STARTS_BEFORE_GIVING_UP:
         self._broken = f"verifier workers die at start-up ({cause}); see their stderr"
-    self._replace(worker)
 
   def _enforce_deadlines(self) -> None:
     now = time.monotonic()
     for worker in list(self._workers):
       if worker.task is not None and now >= worker.deadline:
-        self._stats.timeouts_killed += 1
-        with self._cond:
-          reason = f"no verdict within {worker.task[1]:g} s; worker killed"
-          self._finish(worker.task[0], Verdict("timeout", 0.0, now - worker.started, reason))
+        (ticket, timeout_s), elapsed = worker.task, now - worker.started
         worker.task = None
-        self._replace(worker)
+        self._replace(worker)  # Kill first: the verdict means the check is really gone.
+        with self._cond:
+          reason = f"no verdict within {timeout_s:g} s; worker killed"
+          self._finish(ticket, Verdict("timeout", 0.0, elapsed, reason))
 
   def _replace(self, worker: Worker, respawn: bool = True) -> None:
     worker.stop()
@@ -408,7 +407,7 @@ class PoolStats:
     self.last_done: float | None = None
     self.latencies: list[float] = []
     self.status_counts: collections.Counter[str] = collections.Counter()
-    self.completed = self.cache_hits = self.crashes = self.respawns = self.timeouts_killed = 0
+    self.completed = self.cache_hits = self.crashes = self.respawns = 0
 
   def submitted(self, now: float) -> None:
     if self.first_submit is None:
