@@ -33,6 +33,8 @@ _BUILTIN = ("math", "code", "countdown")
 
 def parse_line(line: str, line_no: int) -> tuple[dict[str, Any] | None, Verdict | None]:
   """(object, None) for a well-formed input line, else (echo object, invalid Verdict)."""
+  if not line.strip():
+    return {"line": line_no}, Verdict("invalid", 0.0, reason=f"line {line_no}: empty line")
   try:
     obj = json.loads(line)
   except json.JSONDecodeError as e:
@@ -87,8 +89,6 @@ def score_file(
   try:
     with infile:
       for line_no, line in enumerate(infile, start=1):
-        if not line.strip():
-          continue
         obj, bad = parse_line(line, line_no)
         if bad is not None:
           entries.append((obj, bad))

@@ -1,0 +1,81 @@
+"""Tests for `python -m jaxrl_verify.score`: one verdict line per input line, never a crash."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from jaxrl_verify import score
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+PUBLIC = _REPO.parent / "shared" / "cases" / "math_public.jsonl"
+sys.path.insert(0, str(_REPO / "tests"))
+
+
+def test_cli_scores_public_cases_and_reports_malformed_lines(tmp_path):
+  if not PUBLIC.exists():
+    raise FileNotFoundError(f"{PUBLIC} is missing: clone the repo beside the shared/ folder.")
+  cases = [json.loads(line) for line in PUBLIC.read_text().splitlines() if line.strip()]
+  lines = [json.dumps(c) for c in cases]
+  bad = {
+    len(lines) + 1: '{"completion": "\\\\boxed{1}"',  # truncated JSON
+    len(lines) + 2: "[1, 2]",
+    len(lines) + 3: '{"reference": "1"}',
+    len(lines) + 4: "",
+  }
+  lines += list(bad.values())
+  lines.append(json.dumps({"completion": r"\boxed{2}", "reference": "2", "task_id": 7}))
+  src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+  src.write_text("\n".join(lines) + "\n")
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxrl_verify.score", "--verifier=math", "--input", str(src),
+       "--output", str(dst), "--workers", "2", "--timeout", "5"],
+      capture_output=True, text=True, cwd=_REPO, timeout=120, check=False,
+  )  # fmt: skip
+  assert proc.returncode == 0, proc.stderr
+  rows = [json.loads(line) for line in dst.read_text().splitlines()]
+  assert len(rows) == len(lines)
+  for case, row in zip(cases, rows):
+    assert row["completion"] == case["completion"] and row["why"] == case["why"]
+    assert (row["status"] == "ok") == case["expect_correct"], row
+    assert row["reward"] == (1.0 if row["status"] == "ok" else 0.0)
+    assert row["latency_s"] >= 0 and row["reason"]
+  for line_no in bad:
+    row = rows[line_no - 1]
+    assert row["status"] == "invalid" and f"line {line_no}" in row["reason"], row
+  assert rows[-1]["status"] == "ok" and rows[-1]["task_id"] == 7
+  summary = json.loads(proc.stderr.strip().splitlines()[-1])
+  n_ok = sum(c["expect_correct"] for c in cases) + 1
+  assert summary["items"] == len(lines) and summary["status_ok"] == n_ok
+  assert summary["status_invalid"] >= len(bad) and summary["throughput_per_s"] > 0
+
+
+def test_fields_and_timeout_reach_the_verifier(tmp_path):
+  src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+  rows_in = [
+    {"completion": "a", "reference": "a", "tag": "first"},
+    {"completion": "a", "reference": "b", "tag": "second"},
+  ]
+  src.write_text("".join(json.dumps(r) + "\n" for r in rows_in))
+  argv = ["--verifier=test_echo", f"--input={src}", f"--output={dst}", "--workers=1"]
+  assert score.main([*argv, "--imports=pool_fault_verifiers"]) == 0
+  rows = [json.loads(line) for line in dst.read_text().splitlines()]
+  assert [(r["status"], r["reason"]) for r in rows] == [("ok", "first"), ("wrong", "second")]
+
+  src.write_text(json.dumps({"completion": "30", "reference": ""}) + "\n")
+  argv = ["--verifier=test_sleep", f"--input={src}", f"--output={dst}", "--timeout=0.3"]
+  assert score.main([*argv, "--imports=pool_fault_verifiers"]) == 0
+  (row,) = [json.loads(line) for line in dst.read_text().splitlines()]
+  assert row["status"] == "timeout" and "0.3 s" in row["reason"]
+
+
+def test_bad_arguments_fail_with_one_clear_sentence(tmp_path):
+  out = str(tmp_path / "out.jsonl")
+  with pytest.raises(SystemExit, match="Unknown --verifier='nope'"):
+    score.main(["--verifier=nope", f"--input={os.devnull}", f"--output={out}"])
+  with pytest.raises(SystemExit, match="Cannot read --input"):
+    score.main(["--verifier=math", f"--input={tmp_path / 'missing.jsonl'}", f"--output={out}"])
+  assert score.DEFAULT_TIMEOUT_S["code"] >= 30
