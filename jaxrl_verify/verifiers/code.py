@@ -81,8 +81,11 @@ def _limits(timeout_s: float) -> sbx.Limits:
   return sbx.Limits(wall_s=timeout_s, cpu_s=max(1.0, 0.5 * timeout_s))
 
 
-def _diagnose(out: sbx.Outcome, *, candidate: bool, answers_missing: bool) -> None:
-  """Raises `_Hack` when a sandboxed process misbehaved or did not run."""
+def _diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) -> None:
+  """Raises `_Hack` when a sandboxed process misbehaved or did not run.
+
+  `role`: `candidate` (output is not the answer), `io` (stdout is the answer) or `trusted`.
+  """
   if not out.ready:
     if out.deadline:
       raise _Hack("the sandbox did not start before the deadline", "timeout")
@@ -90,7 +93,7 @@ def _diagnose(out: sbx.Outcome, *, candidate: bool, answers_missing: bool) -> No
     raise _Hack(f"the sandbox failed to start: {tail[0][:200]}", "error")
   if out.forged:
     raise _Hack("forged-verdict: lines forged on the harness's report channel")
-  if candidate:
+  if role == "candidate":
     marker = forged_marker(
       out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
     )
@@ -106,18 +109,19 @@ def _diagnose(out: sbx.Outcome, *, candidate: bool, answers_missing: bool) -> No
     raise _Hack("disk-fill: exceeded the file-size limit")
   if rc == 128 + 24:
     raise _Hack("spins: exceeded the CPU-time limit")
-  if rc == 128 + 9 and not out.deadline:
+  if rc == 128 + 9 and not out.deadline and out.wall_s >= cpu_s:
     raise _Hack("ignores-signals: killed at the hard CPU-time limit")
   if out.deadline:
     if out.ignored_term:
       raise _Hack("ignores-signals: survived SIGTERM at the deadline")
-    kind = "spins" if out.deadline_cpu_s >= 0.3 * out.wall_s else "sleeps"
+    # Start-up costs ~0.05 CPU s; a sleeping program adds nearly nothing to it.
+    kind = "spins" if out.deadline_running or out.deadline_cpu_s >= 0.25 else "sleeps"
     raise _Hack(f"{kind}: still running at the {out.wall_s:.1f}s deadline")
   if rc is not None and rc > 128:
     raise _Hack(f"kills-self: died of signal {rc - 128}")
   if answers_missing and not out.done:
     raise _Hack("exits-early: the process ended before the tests ran")
-  if not candidate and not out.done:
+  if role == "trusted" and not out.done:
     raise _Hack("the test harness did not finish", "error")
 
 
@@ -140,10 +144,10 @@ def _run_asserts(program: str, tests: list[str], hidden: list[str], limits, back
     specs.append(sbx.Spec({"mode": "calls", "program": "", "calls": exprs}))
   outs = sbx.run_group(specs, limits, backend=backend)
   answers = {r["call"]: r for r in outs[0].reports if "call" in r}
-  _diagnose(outs[0], candidate=True, answers_missing=len(answers) < len(splits))
+  _diagnose(outs[0], "candidate", answers_missing=len(answers) < len(splits), cpu_s=limits.cpu_s)
   expected_iter = iter([])
   if exprs:
-    _diagnose(outs[1], candidate=False, answers_missing=False)
+    _diagnose(outs[1], "trusted")
     values = [r for r in outs[1].reports if "call" in r]
     if any("value" not in r for r in values):
       bad = next(r for r in values if "value" not in r)
@@ -184,10 +188,10 @@ def _run_check(program: str, checks: list[str], entry_point: str, limits, backen
   )
   results = [r for r in k_out.reports if "check" in r]
   gone = any(r.get("gone") for r in results)
-  _diagnose(c_out, candidate=True, answers_missing=gone or not k_out.done)
+  _diagnose(c_out, "candidate", answers_missing=gone or not k_out.done, cpu_s=limits.cpu_s)
   if any(r["detail"].startswith("forged-verdict") for r in results):
     raise _Hack(next(r["detail"] for r in results if r["detail"].startswith("forged-verdict")))
-  _diagnose(k_out, candidate=False, answers_missing=False)
+  _diagnose(k_out, "trusted")
   first_failure = None
   for r in results:
     if not r["passed"] and first_failure is None:
@@ -216,7 +220,7 @@ def _run_io(
     specs = [sbx.Spec({"mode": "io", "program": program}, str(c["input"]).encode()) for c in batch]
     outs = sbx.run_group(specs, dataclasses.replace(limits, wall_s=wall), backend=backend)
     for j, (case, out) in enumerate(zip(batch, outs)):
-      _diagnose(out, candidate=False, answers_missing=False)
+      _diagnose(out, "io", cpu_s=limits.cpu_s)
       err = out.first("error") or out.first("exit_code")
       got = normalise_output(out.stdout.decode(errors="replace"))
       ok = err is None and got == normalise_output(str(case["output"]))

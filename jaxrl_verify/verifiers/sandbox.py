@@ -103,6 +103,7 @@ class Outcome:
     output_capped: stdout, stderr or the report channel exceeded its cap.
     deadline: the process was still running at the wall-clock deadline.
     deadline_cpu_s: CPU seconds the sandboxed processes had used when the deadline hit.
+    deadline_running: a sandboxed process was running (not sleeping) when the deadline hit.
     ignored_term: at the deadline, a sandboxed process survived SIGTERM.
     wall_s: seconds from start to exit.
   """
@@ -115,6 +116,7 @@ class Outcome:
   output_capped: bool = False
   deadline: bool = False
   deadline_cpu_s: float = 0.0
+  deadline_running: bool = False
   ignored_term: bool = False
   wall_s: float = 0.0
 
@@ -165,7 +167,10 @@ def resolve_backend(backend: str | None = None, bwrap_path: str | None = None) -
 def _interpreter_paths() -> tuple[str, list[str]]:
   """The base interpreter and the directories it needs (stdlib, libpython)."""
   exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-  dirs = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+  # The base installation's paths, not a virtualenv's (its site-packages stay outside).
+  base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+  paths = sysconfig.get_paths(vars=base)
+  dirs = {paths["stdlib"], paths["platstdlib"]}
   libdir = sysconfig.get_config_var("LIBDIR")
   if libdir:
     dirs.add(libdir)
@@ -183,16 +188,26 @@ def _bwrap_argv(bwrap: str, limits: Limits, as_root: bool) -> list[str]:
   else:
     argv += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
   bound: list[str] = []
+  made: set[str] = set()
+
+  def ro_bind(path: str) -> None:
+    # bwrap would create missing ancestors with mode 0700, unreadable by the sandbox's uid.
+    parts = pathlib.PurePosixPath(path).parents
+    for anc in reversed([str(a) for a in parts if str(a) != "/"]):
+      if anc not in made and not any((anc + "/").startswith(b) for b in bound):
+        argv.extend(["--perms", "0755", "--dir", anc])
+        made.add(anc)
+    argv.extend(["--ro-bind", path, path])
+    bound.append(path + "/")
+
   for lib in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"):
     if os.path.islink(lib):
       argv += ["--symlink", os.readlink(lib), lib]
     elif os.path.isdir(lib):
-      argv += ["--ro-bind", lib, lib]
-      bound.append(lib + "/")
+      ro_bind(lib)
   for path in [*dirs, exe]:
     if not any((path + "/").startswith(b) for b in bound):
-      argv += ["--ro-bind", path, path]
-      bound.append(path + "/")
+      ro_bind(path)
   argv += ["--proc", "/proc", "--dev", "/dev"]
   argv += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp"]
   argv += ["--remount-ro", "/", "--chdir", "/tmp", "--", exe]
@@ -238,6 +253,7 @@ def _stop(popen: subprocess.Popen, out: Outcome) -> None:
     try:
       cpu = p.cpu_times()
       out.deadline_cpu_s += cpu.user + cpu.system
+      out.deadline_running |= p.status() == psutil.STATUS_RUNNING
       p.send_signal(signal.SIGTERM)
     except psutil.Error:
       pass

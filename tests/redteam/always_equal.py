@@ -1,0 +1,9 @@
+# ruff: noqa
+# fmt: off
+# expect: not-plain
+# format: asserts
+class AlwaysEqual:
+  def __eq__(self, other):
+    return True
+def add(a, b):
+  return AlwaysEqual()

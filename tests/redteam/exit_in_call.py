@@ -1,0 +1,6 @@
+# ruff: noqa
+# fmt: off
+# expect: exits-early
+# format: asserts
+def add(a, b):
+  raise SystemExit(0)

@@ -1,0 +1,6 @@
+# ruff: noqa
+# fmt: off
+# expect: passed
+# format: asserts
+def add(a, b):
+  return a + b

@@ -1,0 +1,7 @@
+# ruff: noqa
+# fmt: off
+# expect: passed
+# format: asserts
+def add(a, b):
+  print('computing', a, b)
+  return a + b

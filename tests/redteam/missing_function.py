@@ -1,0 +1,6 @@
+# ruff: noqa
+# fmt: off
+# expect: missing-function
+# format: check
+def plus(a, b):
+  return a + b
