@@ -1,0 +1,75 @@
+"""JSONL token files for the `sample` and `logprobs` CLIs: reading, validating, batching."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+  """One JSON object per non-blank line; a bad line is a one-sentence error naming it."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Input file {path} does not exist; pass an existing .jsonl file.")
+  records = []
+  with open(path, encoding="utf-8") as f:
+    for n, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path} line {n} is not valid JSON ({e.msg}); fix that line.") from e
+      if not isinstance(record, dict):
+        raise ValueError(f'{path} line {n} must be a JSON object like {{"tokens": [1, 2]}}.')
+      record["_line"] = n
+      records.append(record)
+  if not records:
+    raise ValueError(f"{path} holds no input lines; add one JSON object per line.")
+  return records
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
+  with open(path, "w", encoding="utf-8") as f:
+    for record in records:
+      f.write(json.dumps({k: v for k, v in record.items() if k != "_line"}) + "\n")
+
+
+def token_ids(record: dict[str, Any], path, vocab_size: int, *, min_len: int = 1) -> list[int]:
+  """The `tokens` field of a record, checked: a list of ints in [0, vocab_size)."""
+  n = record["_line"]
+  tokens = record.get("tokens")
+  if not isinstance(tokens, list) or not all(
+    isinstance(t, int) and not isinstance(t, bool) for t in tokens
+  ):
+    raise ValueError(f'{path} line {n} needs "tokens": a list of integer token ids.')
+  if len(tokens) < min_len:
+    raise ValueError(
+      f"{path} line {n} has {len(tokens)} tokens but at least {min_len} are needed; "
+      "remove or extend that line."
+    )
+  bad = [t for t in tokens if not 0 <= t < vocab_size]
+  if bad:
+    raise ValueError(
+      f"{path} line {n} has token ids {bad[:5]} outside the model vocabulary "
+      f"[0, {vocab_size}); use ids from the checkpoint's tokenizer."
+    )
+  return tokens
+
+
+def round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def length_batches(lengths: list[int], batch_size: int) -> Iterator[np.ndarray]:
+  """Indices of rows grouped by similar length (sorted), at most `batch_size` per group.
+
+  Sorting first keeps padding small; the caller pads each group to a rounded width
+  so few distinct shapes (compiled programs) arise.
+  """
+  order = np.argsort(np.asarray(lengths), kind="stable")
+  for start in range(0, len(order), batch_size):
+    yield order[start : start + batch_size]
