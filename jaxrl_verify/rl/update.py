@@ -199,17 +199,21 @@ def make_update_fn(
     entropy = losses.aggregate(
       "token_mean", entropy_gt, mb.mask_gt, num_tokens=counts["num_tokens"]
     )
-    kl_value = kl.kl_loss(
-      logp_gt,
-      mb.ref_logp_gt,
-      mb.mask_gt,
-      estimator=cfg.kl_estimator,
-      aggregation="token_mean",
-      num_tokens=counts["num_tokens"],
-    )
     loss = pg_loss - cfg.entropy_coef * entropy
-    if cfg.kl_in_loss:
-      loss = loss + cfg.kl_coef * kl_value
+    if cfg.has_ref:
+      kl_value = kl.kl_loss(
+        logp_gt,
+        mb.ref_logp_gt,
+        mb.mask_gt,
+        estimator=cfg.kl_estimator,
+        aggregation="token_mean",
+        num_tokens=counts["num_tokens"],
+      )
+      if cfg.kl_in_loss:
+        loss = loss + cfg.kl_coef * kl_value
+    else:
+      # Without a reference model, `kl` reports the drift from the sampling policy.
+      kl_value = metrics["approx_kl"]
     metrics = {f"policy/{k}": v for k, v in metrics.items()}
     metrics.update({"loss/policy": loss, "loss/pg": pg_loss, "entropy": entropy, "kl": kl_value})
     return loss, metrics
