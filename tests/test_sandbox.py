@@ -1,0 +1,192 @@
+"""The bubblewrap sandbox: escape attempts fail, and no sandboxed process outlives a run.
+
+The escape probes run as check code (the trusted-harness role, which installs no audit hook), so
+they test the sandbox itself - namespaces, mounts, uid, rlimits - not the candidate-side hook.
+"""
+
+import os
+import socket
+import stat
+import textwrap
+
+import psutil
+import pytest
+
+from jaxrl_verify.verifiers import sandbox
+from jaxrl_verify.verifiers.pool import VerifierPool
+
+ESCAPES = {
+  "loopback_server": """
+        try:
+          socket.create_connection(("127.0.0.1", PORT), timeout=1)
+          reached = True
+        except OSError:
+          reached = False
+        assert not reached
+    """,
+  "resolve_a_host": """
+        try:
+          socket.getaddrinfo("pypi.org", 443)
+          resolved = True
+        except OSError:
+          resolved = False
+        assert not resolved
+    """,
+  "write_outside_tmp": """
+        for path in ("/evil", "/usr/lib/evil", "/proc/evil", "/dev/evil", HOST_DIR + "/evil"):
+          try:
+            open(path, "w").write("x")
+            wrote = path
+          except OSError:
+            wrote = None
+          assert wrote is None, wrote
+        open("/tmp/ok", "w").write("fine")
+    """,
+  "read_root_only_files": """
+        assert os.getuid() != 0 and os.geteuid() != 0
+        status = open("/proc/self/status").read()
+        assert "CapEff:\\t0000000000000000" in status
+        for path in (SECRET, "/etc/shadow", "/root/.bash_history", HOST_DIR):
+          assert not os.path.exists(path), path
+        assert sorted(os.listdir("/")) == ["dev", "lib", "lib64", "proc", "root", "tmp", "usr"]
+    """,
+  "see_other_processes": """
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        assert len(pids) <= 3 and max(pids) < 10, pids
+        try:
+          os.kill(1, signal.SIGKILL)
+        except OSError:
+          pass
+    """,
+  "spawn_10000_processes": """
+        started = 0
+        for _ in range(10_000):
+          try:
+            pid = os.fork()
+          except OSError:
+            break
+          if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+          started += 1
+        assert started < 32, started
+    """,
+  "fill_tmp_and_memory": """
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        try:
+          with open("/tmp/big", "wb") as f:
+            for _ in range(64):
+              f.write(b"0" * (1 << 20))
+          filled = True
+        except OSError:
+          filled = False
+        assert not filled
+        try:
+          blob = bytearray(8 << 30)
+        except MemoryError:
+          blob = None
+        assert blob is None
+    """,
+}
+
+
+def _run_checks(checks: list[str], wall_s: float = 20.0) -> sandbox.Outcome:
+  kc_r, kc_w = os.pipe()
+  ck_r, ck_w = os.pipe()
+  job = {"mode": "check", "checks": checks, "entry_point": "f", "req_fd": kc_w, "resp_fd": ck_r}
+  spec = sandbox.Spec(job, pass_fds=(kc_w, ck_r))
+  (out,) = sandbox.run_group(
+    [spec], sandbox.Limits(wall_s=wall_s, cpu_s=10), close_after_start=(kc_r, kc_w, ck_r, ck_w)
+  )
+  return out
+
+
+def _sandboxed_processes() -> list[psutil.Process]:
+  me = psutil.Process()
+  found = [p for p in me.children(recursive=True) if p.name() in ("bwrap", "python3.11")]
+  for p in psutil.process_iter(["uids"]):
+    uids = p.info["uids"]
+    if uids and sandbox.UID_BASE <= uids.real < sandbox.UID_BASE + sandbox.UID_SPAN:
+      found.append(p)
+  return found
+
+
+def test_escape_attempts_fail(tmp_path):
+  server = socket.socket()
+  server.bind(("127.0.0.1", 0))
+  server.listen()
+  secret = tmp_path / "secret"
+  secret.write_text("root only")
+  secret.chmod(stat.S_IRUSR)
+  prelude = (
+    f"import os, signal, socket, time\nPORT = {server.getsockname()[1]}\n"
+    f"SECRET = {str(secret)!r}\nHOST_DIR = {os.path.dirname(os.path.abspath(__file__))!r}\n"
+  )
+  checks = [
+    prelude + "def check(candidate):\n" + textwrap.indent(textwrap.dedent(src), "  ")
+    for src in ESCAPES.values()
+  ]
+  try:
+    out = _run_checks([*checks, "def check(candidate):\n  assert 1 == 2"])
+  finally:
+    server.close()
+  assert out.done, out
+  *results, control = [r for r in out.reports if "check" in r]
+  assert (control["passed"], control["detail"]) == (False, "assert 1 failed")
+  assert {name: (r["passed"], r["detail"]) for name, r in zip(ESCAPES, results)} == {
+    name: (True, "") for name in ESCAPES
+  }
+  assert _sandboxed_processes() == []
+
+
+def test_sandbox_runs_as_unprivileged_uid_with_rlimits():
+  (out,) = sandbox.run_group(
+    [sandbox.Spec({"mode": "calls", "program": "import resource", "calls": ["1"]})],
+    sandbox.Limits(wall_s=10, nproc=7),
+  )
+  assert out.ready and out.done and out.returncode == 0
+  uid = out.first("ready")["uid"]
+  assert uid == 65534 or sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SPAN
+
+
+def test_deadline_kills_the_whole_tree():
+  check = (
+    "import os, time\ndef check(candidate):\n  for _ in range(3):\n    os.fork()\n  time.sleep(60)"
+  )
+  out = _run_checks([check], wall_s=1.0)
+  assert out.deadline and out.returncode is None and not out.done
+  assert _sandboxed_processes() == []
+
+
+def test_unknown_backend_and_missing_bwrap():
+  with pytest.raises(ValueError, match="Unknown sandbox"):
+    sandbox.resolve_backend("docker")
+  with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+    sandbox.resolve_backend("bwrap", bwrap_path="/nonexistent/bwrap")
+
+
+def test_code_verifier_inside_the_pool():
+  honest = "def add(a, b):\n  return a + b"
+  requests = [
+    {"completion": honest, "tests": ["assert add(1, 2) == 3"]},
+    {"completion": "import sys\nsys.exit(0)", "tests": ["assert add(1, 2) == 3"]},
+    {"completion": honest, "check": "def check(c):\n  assert c(2, 2) == 4", "entry_point": "add"},
+    {"completion": "import time\ntime.sleep(60)", "io": [{"input": "", "output": "1"}]},
+  ]
+  with VerifierPool(num_workers=2, timeout_s=20, cache_size=0) as pool:
+    verdicts = pool.map(
+      {
+        "verifier": "code",
+        "completion": r.pop("completion"),
+        "reference": None,
+        "fields": dict(r, timeout_s=1.5),
+      }
+      for r in requests
+    )
+  assert [(v.status, v.reason.split(":")[0]) for v in verdicts] == [
+    ("ok", "passed 1/1 tests"),
+    ("wrong", "exits-early"),
+    ("ok", "passed 1/1 tests"),
+    ("wrong", "sleeps"),
+  ]
+  assert _sandboxed_processes() == []
