@@ -72,6 +72,13 @@ def test_extract_final_answer(completion, expected):
     (r"\boxed{x = 5 + 1 = 7 = 6}", "6", "wrong"),
     (r"\boxed{9^{9^{9^{9}}}}", "1", "timeout"),
     (r"\boxed{100000!}", "1", "timeout"),
+    (r"\boxed{(x+1)^{10000}}", "1", "wrong"),  # huge values must not overflow to "equal"
+    (r"\boxed{3 4}", "12", "wrong"),  # numbers side by side are not a product
+    (r"\boxed{2\frac{1}{2}}", "5/2", "ok"),  # a mixed number
+    (r"\boxed{-2x < -10}", "x > 5", "ok"),
+    (r"\boxed{-2x > -10}", "x > 5", "wrong"),
+    ("\\boxed{" + "(" * 3000 + "1" + ")" * 3000 + "}", "1", "invalid"),  # too long
+    ("\\boxed{" + "{" * 400 + "1" + "}" * 400 + "}", "1", "invalid"),  # too deep
     (r"\boxed{x = \pm 2}", r"\pm 2", "ok"),
     (r"\boxed{-2, 2}", r"2,-2", "ok"),
   ],

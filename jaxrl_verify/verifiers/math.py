@@ -29,8 +29,16 @@ class _NoAnswer(ValueError):
   """The text states no single, well-formed final answer."""
 
 
+MAX_ANSWER_CHARS = 2000
+
+
 def _parse(raw: str) -> math_equiv.Answer:
-  return math_equiv.parse_answer(normalize_answer(raw))
+  if len(raw) > MAX_ANSWER_CHARS:
+    raise _NoAnswer(f"final answer longer than {MAX_ANSWER_CHARS} characters")
+  try:
+    return math_equiv.parse_answer(normalize_answer(raw))
+  except RecursionError as e:
+    raise _NoAnswer("final answer nested too deeply to parse") from e
 
 
 def _single_answer(completion: str) -> math_equiv.Answer:
@@ -63,7 +71,7 @@ def is_equivalent(a: str, b: str) -> bool:
   """Whether answer strings `a` and `b` (LaTeX or plain) state the same answer."""
   try:
     return math_equiv.equivalent(_parse(a), _parse(b))
-  except math_parse.TooLarge:
+  except (_NoAnswer, math_parse.TooLarge, RecursionError):
     return False
 
 
@@ -74,7 +82,7 @@ def canonical_answer(text: str) -> str | None:
   """
   try:
     return math_equiv.canonical(_single_answer(text))
-  except (_NoAnswer, math_parse.TooLarge):
+  except (_NoAnswer, math_parse.TooLarge, RecursionError):
     return None
 
 
@@ -116,3 +124,7 @@ def verify_math(completion: str, reference: str, **fields) -> Verdict:
     return verdict("invalid", str(e))
   except math_parse.TooLarge as e:
     return verdict("timeout", f"{e} (refused before evaluating)")
+  except RecursionError:
+    return verdict("invalid", "final answer nested too deeply to compare")
+  except Exception as e:  # noqa: BLE001 - a failed check is a verdict, never a raise.
+    return verdict("error", f"{type(e).__name__}: {e}"[:200])

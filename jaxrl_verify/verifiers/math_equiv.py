@@ -144,9 +144,17 @@ def count_answers(ans: Answer) -> int:
 # --- scalar comparison ---
 
 
+def _finite(x: sympy.Expr) -> bool:
+  return bool(x.is_number and x.is_finite) and not x.has(sympy.nan, sympy.zoo)
+
+
 def _close(x: sympy.Expr, y: sympy.Expr) -> bool:
-  x, y = complex(x), complex(y)
-  return abs(x - y) <= REL_TOL * max(abs(x), abs(y)) or (x == 0 and y == 0)
+  """|x - y| <= REL_TOL * max(|x|, |y|) for evaluated numbers, in sympy's unbounded range
+  (Python floats would overflow to inf and make any two huge values "close")."""
+  if not (_finite(x) and _finite(y)):
+    return False
+  scale = max(abs(x), abs(y))
+  return scale == 0 or bool(abs(x - y) <= REL_TOL * scale)
 
 
 def scalars_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
@@ -168,8 +176,8 @@ def scalars_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
     subs = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(symbols)}
     try:
       va, vb = a.xreplace(subs).evalf(30), b.xreplace(subs).evalf(30)
-      if not (va.is_finite and vb.is_finite):
-        continue
+      if not (_finite(va) or _finite(vb)):
+        continue  # outside both domains at this point
       if not _close(va, vb):
         return False
       agreed += 1
@@ -179,23 +187,25 @@ def scalars_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 
 def _ratio_constant(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
-  """The constant c with a = c*b at the sample points, or None."""
+  """The constant c with a = c*b at all the sample points (evaluated), or None."""
   symbols = sorted(a.free_symbols | b.free_symbols, key=str)
   ratios = []
   for k in range(len(_POINTS)):
     subs = {s: _POINTS[(k + j) % len(_POINTS)] + j for j, s in enumerate(symbols)}
     try:
-      va, vb = complex(a.xreplace(subs).evalf(30)), complex(b.xreplace(subs).evalf(30))
+      va, vb = a.xreplace(subs).evalf(30), b.xreplace(subs).evalf(30)
     except (TypeError, ValueError, ZeroDivisionError):
+      continue
+    if not (_finite(va) and _finite(vb)):
       continue
     if vb == 0:
       if va != 0:
         return None
       continue
-    ratios.append(va / vb)
-  if len(ratios) < 2 or any(abs(r - ratios[0]) > 1e-9 * abs(ratios[0]) for r in ratios):
+    ratios.append((va / vb).evalf(30))
+  if len(ratios) < 2 or not all(_close(r, ratios[0]) for r in ratios) or ratios[0] == 0:
     return None
-  return ratios[0] if abs(ratios[0]) > 0 else None
+  return ratios[0]
 
 
 # --- structure comparison ---
@@ -223,7 +233,7 @@ def _relation_equal(a: Answer, b: Answer) -> bool:
   c = _ratio_constant(da, db)
   if c is None:
     return False
-  return True if oa[0] == "==" else abs(c.imag) < 1e-12 and c.real > 0
+  return True if oa[0] == "==" else bool(c.is_extended_real and c > 0)
 
 
 def _is_equation(ans: Answer) -> bool:

@@ -124,7 +124,7 @@ def normalize_answer(answer: str) -> str:
   s = s.replace("≤", "\\le ").replace("≥", "\\ge ").replace("×", "\\times ").replace("·", "\\cdot ")
   s = re.sub(r"\s+", " ", s).strip()
   s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)
-  m = _TRAILING_UNIT_RE.match(s)
+  m = _TRAILING_UNIT_RE.match(s) if len(s) < 200 else None  # (the regex backtracks)
   if m:
     s = m.group(1).strip()
   s = _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), s)

@@ -129,6 +129,10 @@ class _Parser:
       return True
     return tok.startswith("\\") and tok not in _RELOPS and tok not in (r"\}", r"\cdot", r"\times")
 
+  def _after_number(self) -> bool:
+    prev = self.toks[self.i - 1] if self.i > 0 else ""
+    return bool(prev) and (prev[0].isdigit() or prev[0] == ".")
+
   def term(self) -> sympy.Expr:
     out = self.unary()
     while True:
@@ -142,6 +146,12 @@ class _Parser:
         if den == 0:
           raise ParseError("division by zero")
         out = out / den
+      elif tok is not None and (tok[0].isdigit() or tok[0] == ".") and self._after_number():
+        raise ParseError("two numbers side by side")
+      elif tok == r"\frac" and self._after_number() and out.is_Integer:
+        part = self.power()  # `2\frac{1}{2}` is the mixed number 5/2, not a product.
+        mixed = part.is_Rational and 0 < part < 1
+        out = (out + part if out >= 0 else out - part) if mixed else out * part
       elif self._starts_primary(tok):
         out = out * self.power()
       else:
