@@ -56,7 +56,7 @@ class LoadedModel:
     return nnx.merge(self.graphdef, self.state)
 
 
-def _pure_dict(state: Any) -> dict[str, Any]:
+def pure_params(state: Any) -> dict[str, Any]:
   """The parameters as nested dicts with string keys (NNX list indices become "0", "1")."""
   if isinstance(state, nnx.Module):
     state = nnx.state(state, nnx.Param)
@@ -119,7 +119,7 @@ def save_model(
     if tokenizer is not None:
       (directory / TOKENIZER_FILENAME).write_bytes(tokenizer.serialized_proto())
   with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(params_dir, _pure_dict(state))
+    ckptr.save(params_dir, pure_params(state))
     ckptr.wait_until_finished()
 
 
@@ -255,7 +255,7 @@ def load_model(
   target = jax.tree.map(
     lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), template, shardings_pure
   )
-  target = _pure_dict(target)
+  target = pure_params(target)
   _check_matches(params_dir, stored, target)
   with ocp.StandardCheckpointer() as ckptr:
     restored = ckptr.restore(params_dir, target)
