@@ -169,3 +169,18 @@ def test_export_to_an_arch_that_cannot_express_the_model(imported, tmp_path):
   with pytest.raises(ValueError, match="rope scaling cannot be expressed as qwen2"):
     export_hf.export_hf(imported["llama"], tmp_path / "x", arch="qwen2")
   assert not os.path.exists(tmp_path / "x")
+
+
+def test_sentencepiece_tokenizer_is_carried_over(tmp_path):
+  from jaxrl_verify.tokenizer import Tokenizer
+
+  texts = [f"{i} * {i} = {i * i}" for i in range(300)]
+  tok = Tokenizer.train(texts, vocab_size=300, model_prefix_or_dir=tmp_path)
+  directory = _hf_copy(tmp_path, "gemma")
+  shutil.copy(tok.path, directory / "tokenizer.model")
+  import_hf.import_hf(directory, tmp_path / "with_tok")
+  assert io.load_model(tmp_path / "with_tok").tokenizer.serialized_proto() == tok.serialized_proto()
+  # A tokenizer.model our Tokenizer cannot read is skipped (with a warning), not fatal.
+  (directory / "tokenizer.model").write_bytes(b"not a sentencepiece model")
+  import_hf.import_hf(directory, tmp_path / "without_tok")
+  assert io.load_model(tmp_path / "without_tok").tokenizer is None
