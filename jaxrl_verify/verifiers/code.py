@@ -270,7 +270,8 @@ def verify_code(
     sandbox: `bwrap` or `unsafe-fallback` (default: `$JAXRL_VERIFY_SANDBOX` or `bwrap`).
 
   Returns:
-    A `Verdict`; `extras["hidden_reward"]` when hidden tests are given, `extras["tests_run"]`.
+    A `Verdict`; `extras["hidden_reward"]` when hidden tests are given (non-empty), and
+    `extras["tests_run"]`.
   """
   start = time.monotonic()
   if check is not None and not entry_point:
@@ -281,7 +282,7 @@ def verify_code(
     hidden_tests = [hidden_tests]
   hidden = list(hidden_tests or [])
   limits = _limits(timeout_s)
-  has_hidden = hidden_tests is not None
+  has_hidden = bool(hidden)
   program = extract_program(completion)
 
   def verdict(status, reward, reason, hidden_reward=0.0, run=0) -> Verdict:
