@@ -236,6 +236,26 @@ def _relation_equal(a: Answer, b: Answer) -> bool:
   return True if oa[0] == "==" else bool(c.is_extended_real and c > 0)
 
 
+def as_interval(ans: Answer) -> Answer:
+  """`a < x <= b`, `x > a` or `x <= b` in one variable as an interval tuple; else `ans`."""
+  if ans[0] != "value" or not ans[2] or "==" in ans[2]:
+    return ans
+  sides, ops = list(ans[1]), list(ans[2])
+  if all(op in (">", ">=") for op in ops):  # Read right to left.
+    sides, ops = sides[::-1], [{">": "<", ">=": "<="}[op] for op in ops[::-1]]
+  if not all(op in ("<", "<=") for op in ops):
+    return ans
+  if len(sides) == 2:
+    if isinstance(sides[0], sympy.Symbol):
+      sides, ops = [-sympy.oo, *sides], ["<", *ops]
+    elif isinstance(sides[1], sympy.Symbol):
+      sides, ops = [*sides, sympy.oo], [*ops, "<"]
+  if len(sides) != 3 or not isinstance(sides[1], sympy.Symbol):
+    return ans
+  lo, hi = ("value", [sides[0]], []), ("value", [sides[2]], [])
+  return ("tuple", "(" if ops[0] == "<" else "[", ")" if ops[1] == "<" else "]", [lo, hi])
+
+
 def _is_equation(ans: Answer) -> bool:
   return ans[0] == "value" and ans[2] == ["=="]
 
@@ -250,6 +270,9 @@ def equivalent(cand: Answer, ref: Answer) -> bool:
     if len(ref[1]) == 1:  # A value: every side of the candidate's chain must equal it.
       return all(op == "==" for op in cand[2]) and all(scalars_equal(s, ref[1][0]) for s in cand[1])
     return bool(cand[2]) and _relation_equal(cand, ref)
+  if {kind, ref[0]} == {"value", "tuple"}:  # `1 \le x < 3` against `[1, 3)`
+    cand, ref = as_interval(cand), as_interval(ref)
+    kind = cand[0]
   if kind != ref[0]:
     return False
   if kind in ("text", "choice"):

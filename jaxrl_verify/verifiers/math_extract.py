@@ -14,7 +14,8 @@ import re
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
 _PHRASE_RE = re.compile(
-  r"(?:final answer|the answer)\s*(?:is|:)\s*:?\s*([^\n]+)|(?:^|\n)\s*\**answer\**\s*:\s*([^\n]+)",
+  r"(?:final answer|the answer)\**\s*(?:is|:)\s*:?\s*([^\n]+)"
+  r"|(?:^|\n)\s*\**answer\**\s*:\s*([^\n]+)",
   re.IGNORECASE,
 )
 _DOLLAR_MATH_RE = re.compile(r"\$+([^$]+)\$+")
@@ -97,6 +98,17 @@ _THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
 _SPACING = (r"\displaystyle", r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\quad", r"\qquad")
 
 
+_REPEATING_RE = re.compile(r"(\d*)\.(\d*)\\overline\s*{(\d+)}")
+
+
+def _repeating_to_fraction(m: re.Match) -> str:
+  """`0.1\\overline{6}` -> `\\frac{15}{90}` (the exact value of a repeating decimal)."""
+  whole, fixed, period = m.group(1) or "0", m.group(2), m.group(3)
+  num = int(whole + fixed + period) - int(whole + fixed)
+  den = 10 ** len(fixed) * (10 ** len(period) - 1)
+  return rf"\frac{{{num}}}{{{den}}}"
+
+
 def _unwrap_text(s: str) -> str:
   while True:
     m = _TEXT_CMD_RE.search(s)
@@ -123,7 +135,9 @@ def normalize_answer(answer: str) -> str:
   s = s.replace("{,}", ",").replace("−", "-").replace("π", "\\pi").replace("∞", "\\infty")
   s = s.replace("≤", "\\le ").replace("≥", "\\ge ").replace("×", "\\times ").replace("·", "\\cdot ")
   s = re.sub(r"\s+", " ", s).strip()
-  s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)
+  s = re.sub(r"^[a-zA-Z]\s*\\in\s*|^[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)\s*=(?!.*=)", "", s)
+  s = re.sub(r"\\(?:emptyset|varnothing)(?![a-zA-Z])", r"\\{\\}", s).replace("**", "^")
+  s = _REPEATING_RE.sub(_repeating_to_fraction, s)
   m = _TRAILING_UNIT_RE.match(s) if len(s) < 200 else None  # (the regex backtracks)
   if m:
     s = m.group(1).strip()

@@ -38,6 +38,7 @@ _FUNCS = {
     "arctan": sympy.atan, "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
     "exp": sympy.exp, "ln": sympy.log, "log": sympy.log,
 }  # fmt: skip
+_INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
 _CONSTS = {"pi": sympy.pi, "infty": sympy.oo, "inf": sympy.oo}
 # Names recognised in plain text (no backslash), longest first so `sinh` beats `sin`.
 _WORDS = sorted([*_FUNCS, "sqrt", "pi", "infty", "frac"], key=len, reverse=True)
@@ -281,6 +282,8 @@ class _Parser:
       arg = self.power()
       while self.peek() is not None and (self.peek()[0].isalnum() or self.peek() == "."):
         arg = arg * self.power()
+    if power == -1 and name in _INVERSE:  # `\\sin^{-1} x` is arcsin, not 1/sin.
+      return _FUNCS[_INVERSE[name]](arg)
     out = sympy.log(arg, base) if base is not None else _FUNCS[name](arg)
     if power is not None:
       out = guarded_pow(out, power)
