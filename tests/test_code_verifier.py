@@ -94,6 +94,23 @@ def test_registered_and_hidden_reward_measures_the_gap():
   assert verdict.extras["tests_run"] == 5.0
 
 
+def test_hidden_tests_in_another_format_run_separately():
+  honest = "def add(a, b):\n  return a + b if a < 100 else 0"
+  verdict = verify_code(
+    honest, check=CHECK, entry_point="add", hidden_tests=HIDDEN, timeout_s=TIMEOUT_S
+  )
+  assert (verdict.status, verdict.extras["hidden_reward"]) == ("ok", 0.0)
+  partial = verify_code(
+    honest,
+    check=CHECK,
+    entry_point="add",
+    hidden_tests=HIDDEN,
+    partial_credit=True,
+    timeout_s=TIMEOUT_S,
+  )
+  assert partial.extras["hidden_reward"] == 0.5
+
+
 def test_partial_credit_and_failure_reasons():
   half = "def add(a, b):\n  return a + b if a < 10 else a - b"
   strict = verify_code(half, tests=TESTS, timeout_s=TIMEOUT_S)

@@ -174,7 +174,9 @@ def _run_asserts(program: str, tests: list[str], hidden: list[str], limits, back
   return passed[: len(tests)], passed[len(tests) :], first_failure
 
 
-def _run_check(program: str, checks: list[str], entry_point: str, limits, backend) -> _Result:
+def _run_check(
+  program: str, checks: list[str], n_visible: int, entry_point: str, limits, backend
+) -> _Result:
   kc_r, kc_w = os.pipe()
   ck_r, ck_w = os.pipe()
   k_job = {"mode": "check", "checks": checks, "entry_point": entry_point}
@@ -204,7 +206,7 @@ def _run_check(program: str, checks: list[str], entry_point: str, limits, backen
         first_failure = f"wrong-answer: check {r['check']}: {r['detail']}"
   passed = [bool(r["passed"]) for r in results]
   passed += [False] * (len(checks) - len(passed))
-  return passed[:1], passed[1:], first_failure
+  return passed[:n_visible], passed[n_visible:], first_failure
 
 
 def _run_io(
@@ -230,6 +232,17 @@ def _run_io(
         first_failure = _error_reason(why) if err else f"wrong-answer: io test {i}"
       passed.append(ok)
   return passed[:n_visible], passed[n_visible:], first_failure
+
+
+def _kind(items: list[Any]) -> str:
+  """The format of a test list: `io` (dicts), `check` (check sources) or `asserts`."""
+  if all(isinstance(t, dict) for t in items):
+    return "io"
+  if all(isinstance(t, str) for t in items):
+    return "check" if any("def check" in t for t in items) else "asserts"
+  raise _Hack(
+    "bad-test: hidden_tests mixes formats; give asserts, io dicts or check sources", "error"
+  )
 
 
 def _reward(passed: list[bool], partial_credit: bool) -> float:
@@ -276,8 +289,10 @@ def verify_code(
   start = time.monotonic()
   if check is not None and not entry_point:
     raise ValueError("The code verifier got `check` without `entry_point`; pass both.")
-  if tests is None and check is None and io is None:
-    raise ValueError("The code verifier needs `tests` (asserts), `check`+`entry_point` or `io`.")
+  if not (tests or check or io):
+    raise ValueError(
+      "The code verifier needs non-empty `tests` (asserts), `check`+`entry_point` or `io`."
+    )
   if isinstance(hidden_tests, str):
     hidden_tests = [hidden_tests]
   hidden = list(hidden_tests or [])
@@ -297,19 +312,33 @@ def verify_code(
     compile(program, "<candidate>", "exec")
   except (SyntaxError, ValueError) as e:
     return verdict("invalid", 0.0, f"syntax-error: {e}")
+  visible_kind = "check" if check is not None else "io" if io is not None else "asserts"
+  visible_items = [check] if check is not None else list(io if io is not None else tests)
+  deadline = start + timeout_s
+
+  def run(kind, items, n_visible):
+    if kind == "check":
+      if not entry_point:
+        raise _Hack("bad-test: hidden check functions need an entry_point", "error")
+      return _run_check(program, items, n_visible, entry_point, limits, backend)
+    if kind == "io":
+      return _run_io(program, items, n_visible, limits, deadline, backend)
+    return _run_asserts(program, items[:n_visible], items[n_visible:], limits, backend)
+
   try:
     backend, _ = sbx.resolve_backend(sandbox)
-    if check is not None:
-      run = _run_check(program, [check, *hidden], entry_point, limits, backend)
-    elif io is not None:
-      run = _run_io(program, [*io, *hidden], len(io), limits, start + timeout_s, backend)
-    else:
-      run = _run_asserts(program, list(tests), hidden, limits, backend)
+    hidden_kind = _kind(hidden) if hidden else visible_kind
+    if hidden_kind == visible_kind:
+      run_result = run(visible_kind, visible_items + hidden, len(visible_items))
+    else:  # e.g. a HumanEval check with hidden asserts: a second, separate run
+      visible, _, first_failure = run(visible_kind, visible_items, len(visible_items))
+      _, hidden_passed, _ = run(hidden_kind, hidden, 0)
+      run_result = visible, hidden_passed, first_failure
   except sbx.SandboxUnavailable as e:
     return verdict("error", 0.0, str(e))
   except _Hack as e:
     return verdict(e.status, 0.0, e.reason)
-  visible, hidden_passed, first_failure = run
+  visible, hidden_passed, first_failure = run_result
   reward = _reward(visible, partial_credit)
   hidden_reward = _reward(hidden_passed, partial_credit)
   n_run = len(visible) + len(hidden_passed)
