@@ -128,6 +128,8 @@ def test_submit_as_you_go_cache_timeout_override_and_stats():
     assert pool.stats()["verify/completed"] == 0
     with pytest.raises(KeyError, match="never issued"):
       pool.result(10_000)
+    with pytest.raises(KeyError, match="already collected"):
+      pool.result(slow)
   with pytest.raises(RuntimeError, match="after close"):
     pool.submit("math", "", "")
 

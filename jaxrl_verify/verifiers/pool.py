@@ -92,6 +92,7 @@ class VerifierPool:
     self._cache: collections.OrderedDict[tuple, Verdict] = collections.OrderedDict()
     self._keys: dict[int, tuple] = {}
     self._next_ticket = 0
+    self._unclaimed: set[int] = set()  # issued tickets whose verdict was not yet collected
     self._workers: list[Worker] = []
     self._stats = PoolStats()
     self._closed = False
@@ -121,6 +122,7 @@ class VerifierPool:
         raise RuntimeError("VerifierPool.submit called after close(); create a new pool.")
       ticket = self._next_ticket
       self._next_ticket += 1
+      self._unclaimed.add(ticket)
       self._stats.submitted(time.perf_counter())
       cached = self._cache.get(key) if self.cache_size else None
       if cached is not None:
@@ -137,10 +139,17 @@ class VerifierPool:
   def result(self, ticket: int) -> Verdict:
     """Blocks until `ticket`'s verdict is ready and returns it (once per ticket)."""
     with self._cond:
-      if ticket >= self._next_ticket or ticket < 0:
-        raise KeyError(f"Ticket {ticket} was never issued by this pool.")
+      self._check_unclaimed([ticket])
       self._cond.wait_for(lambda: ticket in self._done)
+      self._unclaimed.discard(ticket)
       return self._done.pop(ticket)
+
+  def _check_unclaimed(self, tickets: Iterable[int]) -> None:
+    for ticket in tickets:
+      if ticket not in self._unclaimed:
+        raise KeyError(
+          f"Ticket {ticket} was never issued by this pool or its verdict was already collected."
+        )
 
   def results(self, tickets: Iterable[int]) -> list[Verdict]:
     """Verdicts for `tickets`, in the order given."""
@@ -149,10 +158,13 @@ class VerifierPool:
   def as_completed(self, tickets: Iterable[int]) -> Iterator[tuple[int, Verdict]]:
     """Yields (ticket, verdict) for `tickets` in completion order."""
     remaining = set(tickets)
+    with self._cond:
+      self._check_unclaimed(remaining)
     while remaining:
       with self._cond:
         self._cond.wait_for(lambda: any(t in self._done for t in remaining))
         ready = [t for t in remaining if t in self._done]
+        self._unclaimed.difference_update(ready)
         out = [(t, self._done.pop(t)) for t in ready]
       remaining.difference_update(ready)
       yield from out
@@ -205,18 +217,24 @@ class VerifierPool:
     self._cond.notify_all()
 
   def _dispatch_loop(self) -> None:
+    reason = "pool closed before the check ran"
     try:
       while not self._closed:
         self._fill_workers()
         self._hand_out()
         self._wait_and_collect()
         self._enforce_deadlines()
+    except BaseException as e:  # A bug here must fail the items, never hang `result()`.
+      reason = f"verifier pool stopped: {type(e).__name__}: {e}"[:300]
+      raise
     finally:
+      with self._cond:
+        self._closed = True
       for worker in self._workers:
         worker.stop()
       with self._cond:
         for ticket, _, _ in self._pending:
-          self._finish(ticket, Verdict("error", 0.0, reason="pool closed before the check ran"))
+          self._finish(ticket, Verdict("error", 0.0, reason=reason))
         self._pending.clear()
         for worker in self._workers:
           if worker.task is not None:
