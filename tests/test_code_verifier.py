@@ -135,6 +135,15 @@ def test_expected_values_that_are_expressions_and_float_forms():
   assert verdict.status == "ok", verdict
 
 
+def test_plain_data_round_trip_through_the_sandbox():
+  value = [10**30, -(2**70), 1.5, 1e300, "s", b"b", (1, [2]), {1, 2}, {"k": (None,)}, 2j]
+  program = f"def f():\n  return {value!r}"
+  verdict = verify_code(program, tests=[f"assert f() == {value!r}"], timeout_s=TIMEOUT_S)
+  assert verdict.status == "ok", verdict
+  huge = verify_code("def f():\n  return 10**5000 + 1", tests=["assert f() == 10**5000 + 1"])
+  assert huge.status == "ok", huge
+
+
 def test_invalid_programs_and_missing_fields():
   assert verify_code("Sorry, I cannot.", tests=TESTS).status == "invalid"
   assert verify_code("```python\ndef add(a, b) return\n```", tests=TESTS).reason.startswith(

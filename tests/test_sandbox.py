@@ -102,12 +102,16 @@ def _run_checks(checks: list[str], wall_s: float = 20.0) -> sandbox.Outcome:
 
 
 def _sandboxed_processes() -> list[psutil.Process]:
-  me = psutil.Process()
-  found = [p for p in me.children(recursive=True) if p.name() in ("bwrap", "python3.11")]
-  for p in psutil.process_iter(["uids"]):
-    uids = p.info["uids"]
-    if uids and sandbox.UID_BASE <= uids.real < sandbox.UID_BASE + sandbox.UID_SPAN:
-      found.append(p)
+  """This test process's descendants that belong to a sandbox (the other xdist worker's are not
+  ours: a sandboxed process is always a descendant of the bwrap its verifier started)."""
+  found = []
+  for p in psutil.Process().children(recursive=True):
+    try:
+      uid = p.uids().real
+      if p.name() == "bwrap" or sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SPAN:
+        found.append(p)
+    except psutil.NoSuchProcess:
+      continue
   return found
 
 

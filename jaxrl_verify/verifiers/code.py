@@ -296,7 +296,7 @@ def verify_code(
   if isinstance(hidden_tests, str):
     hidden_tests = [hidden_tests]
   hidden = list(hidden_tests or [])
-  limits = _limits(timeout_s)
+  limits = _limits(float(timeout_s))
   has_hidden = bool(hidden)
   program = extract_program(completion)
 
@@ -314,7 +314,7 @@ def verify_code(
     return verdict("invalid", 0.0, f"syntax-error: {e}")
   visible_kind = "check" if check is not None else "io" if io is not None else "asserts"
   visible_items = [check] if check is not None else list(io if io is not None else tests)
-  deadline = start + timeout_s
+  deadline = start + float(timeout_s)
 
   def run(kind, items, n_visible):
     if kind == "check":

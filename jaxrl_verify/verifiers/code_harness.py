@@ -65,7 +65,9 @@ def ser(x, depth=0):
   t = _type(x)
   if depth > 64:
     raise NotPlain("nesting deeper than 64")
-  if x is None or t is bool or t is str or t is int:
+  if t is int:  # hex: huge ints would hit the int-to-decimal digit limit in json
+    return x if -(2**62) < x < 2**62 else {"$int": hex(x)}
+  if x is None or t is bool or t is str:
     return x
   if t is float:
     return {"$float": repr(x)}
@@ -92,6 +94,8 @@ def de(x):
     ((tag, v),) = x.items()
     if tag == "$float":
       return float(v)
+    if tag == "$int":
+      return int(v, 16)
     if tag == "$tuple":
       return tuple(de(e) for e in v)
     if tag == "$set":
@@ -267,6 +271,8 @@ def _answer(send, head, value, err):
     send(**head, value=ser(value))
   except NotPlain as e:
     send(**head, not_plain=str(e))
+  except (ValueError, RecursionError, OverflowError, MemoryError) as e:
+    send(**head, not_plain=f"unserialisable {_type(value).__name__} ({_type(e).__name__})")
 
 
 def run_serve(job, watch):

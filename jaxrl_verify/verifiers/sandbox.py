@@ -27,6 +27,7 @@ real file system, and a warning in the log.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -214,9 +215,10 @@ def _bwrap_argv(bwrap: str, limits: Limits, as_root: bool) -> list[str]:
   return argv
 
 
-def _fallback_argv() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _fallback_argv() -> tuple[str, ...]:
   exe, _ = _interpreter_paths()
-  unshare = shutil.which("unshare")
+  unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
   argv: list[str] = []
   if unshare:
     argv = [unshare, "--net", "--pid", "--fork", "--kill-child"]
@@ -225,7 +227,9 @@ def _fallback_argv() -> list[str]:
     probe = subprocess.run([*argv, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
       argv = []
-  return [*argv, exe]
+  if setpriv:  # Dies with its parent, like bwrap --die-with-parent.
+    argv = [setpriv, "--pdeathsig", "KILL", *argv]
+  return (*argv, exe)
 
 
 def _job_limits(limits: Limits) -> dict[str, Any]:
@@ -310,7 +314,7 @@ def run_group(
       os.close(fd)
     raise
   as_root = os.geteuid() == 0
-  base = _bwrap_argv(bwrap, limits, as_root) if kind == "bwrap" else _fallback_argv()
+  base = _bwrap_argv(bwrap, limits, as_root) if kind == "bwrap" else list(_fallback_argv())
   outs = [Outcome() for _ in specs]
   procs: list[subprocess.Popen] = []
   sel = selectors.DefaultSelector()
