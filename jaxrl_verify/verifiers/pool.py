@@ -46,6 +46,7 @@ _FAILED_STARTS_BEFORE_GIVING_UP = 3
 # One idle, already-imported worker beyond `num_workers`, so a killed worker's replacement
 # is warm at once instead of after a ~1 s interpreter + sympy start-up.
 _SPARE_WORKERS = 1
+STARTUP_TIMEOUT_S = 120.0  # A worker that has not imported its modules by then is killed.
 
 
 class VerifierPool:
@@ -265,7 +266,7 @@ class VerifierPool:
             self._finish(ticket, Verdict("error", 0.0, reason=f"cannot send item: {e}"[:200]))
 
   def _wait_and_collect(self) -> None:
-    deadlines = [w.deadline for w in self._workers if w.task is not None]
+    deadlines = [w.deadline for w in self._workers if w.task is not None or not w.ready]
     timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
     conns: list[Any] = [self._wake_r] + [w.conn for w in self._workers]
     for ready in wait(conns, timeout):
@@ -317,7 +318,12 @@ class VerifierPool:
   def _enforce_deadlines(self) -> None:
     now = time.monotonic()
     for worker in list(self._workers):
-      if worker.task is not None and now >= worker.deadline:
+      if not worker.ready and now >= worker.deadline:  # hung while importing
+        self._replace(worker, respawn=False)
+        self._failed_starts += 1
+        if self._failed_starts >= _FAILED_STARTS_BEFORE_GIVING_UP:
+          self._broken = f"verifier workers not ready within {STARTUP_TIMEOUT_S:g} s"
+      elif worker.task is not None and now >= worker.deadline:
         (ticket, timeout_s), elapsed = worker.task, now - worker.started
         worker.task = None
         self._replace(worker)  # Kill first: the verdict means the check is really gone.
@@ -358,7 +364,7 @@ class Worker:
     ready: whether the worker finished importing and accepts items.
     task: (ticket, timeout_s) of the item it holds, or None when idle.
     started: `time.monotonic()` when it received the current item.
-    deadline: `started + timeout_s`.
+    deadline: `started + timeout_s`; before it is ready, its start-up deadline.
     num_tasks: items finished, for recycling.
   """
 
@@ -387,7 +393,8 @@ class Worker:
       stdout=subprocess.DEVNULL,
     )
     child_sock.close()
-    return cls(proc=proc, conn=Connection(parent_sock.detach()))
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    return cls(proc=proc, conn=Connection(parent_sock.detach()), deadline=deadline)
 
   def send(self, ticket: int, request: tuple, timeout_s: float) -> None:
     self.conn.send((ticket, request))
