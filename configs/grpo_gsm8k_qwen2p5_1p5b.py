@@ -1,0 +1,154 @@
+r"""GRPO on GSM8K from Qwen2.5-1.5B, on a TPU v5p-16 slice (8 chips).
+
+Needs, on every host:
+
+* the weights: `python -m jaxrl_verify.models.import_hf /path/to/Qwen2.5-1.5B /data/qwen2p5_1p5b`
+  (a local Hugging Face directory; nothing is downloaded);
+* a sentencepiece tokenizer with Qwen's ids in `config.tokenizer.path` (or a
+  `tokenizer.model` next to the imported weights). NOTE: Qwen2.5 ships a byte-level BPE
+  `tokenizer.json`, which `jaxrl_verify.tokenizer` (sentencepiece only) cannot read yet;
+  the run stops at start-up with a message saying so until a BPE tokenizer lands;
+* GSM8K's `train.jsonl` and `test.jsonl` (github.com/openai/grade-school-math,
+  `grade_school_math/data/`) in `/data/gsm8k` (`config.task.options.manual_dir`).
+
+  python -m jaxrl_verify.train --config=configs/grpo_gsm8k_qwen2p5_1p5b.py \
+    --workdir=gs://BUCKET/grpo_gsm8k_1p5b \
+    --config.model.init_from=/data/qwen2p5_1p5b --config.task.options.manual_dir=/data/gsm8k
+
+Hyperparameters follow verl's GSM8K GRPO example (examples/grpo_trainer/run_qwen2-7b.sh
+and run_qwen2_5-3b_gsm8k*: actor lr 1e-6, KL in the loss with `low_var_kl` = k3 at 1e-3,
+no entropy bonus, prompt 512 / response 1024 tokens, mini-batch = 1/4 of the batch) with
+DAPO's clip-higher (eps_high 0.28) and token-level loss aggregation. The batch is 256
+prompts x 8 samples rather than verl's 1024 x 5: the sampler keeps one dense KV cache per
+row, and 2048 rows x 1536 slots x 28 layers is ~90 GB of bf16 cache over the slice.
+
+`:runlocal` runs every stage on a CPU in seconds, with stand-ins: the `tiny` preset
+(fresh weights, a tokenizer trained on the data, no init_from) and a tiny GSM8K-format
+jsonl pair generated from the arithmetic task into a temp manual_dir, read through the
+real GSM8K builder (`####` answers, `<<...>>` calculator notes):
+
+  python -m jaxrl_verify.train --config=configs/grpo_gsm8k_qwen2p5_1p5b.py:runlocal \
+    --workdir=/tmp/gsm8k_local
+"""
+
+import json
+import os
+import tempfile
+
+import ml_collections as mlc
+import numpy as np
+
+from jaxrl_verify import config_lib
+
+
+def get_config(arg: str | None = None) -> mlc.ConfigDict:
+  c = config_lib.base_config()
+  c.seed = 0
+  c.total_steps = 300  # ~10 epochs of GSM8K's 7473 train problems at 256 prompts/step.
+
+  # v5p-16 = 8 chips. Qwen2.5-1.5B has 2 kv heads, so the tensor axis can be at most 2
+  # (k/v projections shard their kv-head dimension over it); it also halves each chip's
+  # KV cache during sampling. fsdp takes the other 4 chips: parameters, gradients and
+  # Adam moments are ZeRO-3 sharded along `embed` (1536 = 4 x 384), and the batch is
+  # split over data x fsdp. On a bigger slice, -1 grows the data axis.
+  c.mesh_shape = (-1, 4, 2)
+
+  c.model.preset = "qwen2.5-1.5b"
+  c.model.init_from = ""  # Set on the command line (see the docstring).
+  # Mixed precision: float32 master weights and Adam moments (lr 1e-6 updates vanish in
+  # bf16), bf16 activations and matmuls.
+  c.model.param_dtype = "float32"
+  c.model.dtype = "bfloat16"
+  c.model.remat = "dots"  # Keep matmul outputs, recompute the rest: fits 1536-token rows.
+
+  c.task.name = "gsm8k"
+  c.task.options = mlc.ConfigDict({"manual_dir": "/data/gsm8k"})
+  c.task.max_prompt_len = 512
+  c.task.eval_split = "test"
+
+  c.rollout.prompts_per_step = 256
+  c.rollout.group_size = 8
+  c.rollout.max_new_tokens = 1024
+  c.rollout.temperature = 1.0
+
+  c.verifier.workers = 32  # Host CPU cores per host on v5p; sympy checks are ~ms each.
+  c.verifier.timeout_s = 5.0
+
+  c.algo.advantage = "grpo"
+  c.algo.eps_low = 0.2
+  c.algo.eps_high = 0.28
+  c.algo.aggregation = "token_mean"
+  c.algo.kl_coef = 1e-3
+  c.algo.kl_estimator = "k3"
+  c.algo.kl_placement = "loss"
+  c.algo.entropy_coef = 0.0
+
+  c.optim.learning_rate = 1e-6
+  c.optim.warmup_steps = 10
+  c.optim.min_lr_ratio = 1.0  # Constant after warm-up, as in verl.
+  c.optim.weight_decay = 0.01
+  c.optim.grad_clip = 1.0
+  c.ppo.epochs = 1
+  c.ppo.minibatches = 4  # verl's ppo_mini_batch_size = train_batch_size / 4.
+  c.optim.grad_accum_steps = 4  # 128 rows per microbatch: 32 per data x fsdp shard.
+
+  c.eval.every = 25
+  c.eval.num_examples = 1319  # All of GSM8K test.
+  c.eval.batch_size = 256
+  c.eval.k = 8
+  c.eval.temperature = 1.0
+  c.checkpoint_every = 25
+
+  if arg == "runlocal":
+    c.total_steps = 2
+    c.mesh_shape = (-1, 1, 1)
+    c.model.preset = "tiny"
+    c.model.overrides = mlc.ConfigDict({"num_layers": 1})
+    c.tokenizer.vocab_size = 400
+    c.task.options = mlc.ConfigDict({"manual_dir": write_standin_gsm8k()})
+    c.task.max_prompt_len = 64
+    c.rollout.prompts_per_step = 8
+    c.rollout.group_size = 2
+    c.rollout.max_new_tokens = 12
+    c.verifier.workers = 2
+    c.optim.learning_rate = 1e-3
+    c.optim.warmup_steps = 0
+    c.ppo.minibatches = 2
+    c.optim.grad_accum_steps = 1
+    c.eval.every = 0
+    c.eval.num_examples = 8
+    c.eval.batch_size = 8
+    c.eval.k = 2
+    c.checkpoint_every = 1
+  elif arg:
+    raise ValueError(f"Unknown config argument {arg!r}; use ':runlocal' or nothing.")
+  c.lock()
+  return c
+
+
+def write_standin_gsm8k(num_train: int = 48, num_test: int = 16) -> str:
+  """A tiny GSM8K-format train/test.jsonl pair (arithmetic problems); returns its folder.
+
+  Deterministic, written once per machine (atomically), so every load sees the same files.
+  """
+  from jaxrl_verify.data import arithmetic
+
+  root = os.path.join(tempfile.gettempdir(), "jaxrl_verify_runlocal", f"gsm8k_{num_train}")
+  if all(os.path.isfile(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")):
+    return root
+  os.makedirs(root, exist_ok=True)
+  rng = np.random.default_rng(0)
+  rows = []
+  for i in range(num_train + num_test):
+    p = arithmetic.sample_problem(rng, level=1 + i % 2)
+    work = p["solution"].rsplit("\\boxed", 1)[0].strip()
+    # GSM8K writes each computation with a calculator annotation, e.g. `<<7+5=12>>12`.
+    lhs, _, rhs = work.split(".")[0].partition(" = ")
+    work = work.replace(f"{lhs} = {rhs}", f"{lhs} = <<{lhs.replace(' ', '')}={rhs}>>{rhs}", 1)
+    rows.append({"question": p["question"], "answer": f"{work}\n#### {p['answer']}"})
+  for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
+    tmp = os.path.join(root, f".{split}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in part)
+    os.replace(tmp, os.path.join(root, f"{split}.jsonl"))
+  return root

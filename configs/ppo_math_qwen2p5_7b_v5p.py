@@ -1,0 +1,167 @@
+r"""PPO with a critic (GAE) on MATH from Qwen2.5-7B, on a TPU v5p-64 slice (32 chips).
+
+Needs, on every host:
+
+* the weights: `python -m jaxrl_verify.models.import_hf /path/to/Qwen2.5-7B /data/qwen2p5_7b`
+  (a local Hugging Face directory; nothing is downloaded);
+* a sentencepiece tokenizer with Qwen's ids in `config.tokenizer.path` (or a
+  `tokenizer.model` next to the imported weights). NOTE: Qwen2.5 ships a byte-level BPE
+  `tokenizer.json`, which `jaxrl_verify.tokenizer` (sentencepiece only) cannot read yet;
+  the run stops at start-up with a message saying so until a BPE tokenizer lands;
+* MATH (Hendrycks et al.): the `train/` and `test/` folders of per-problem JSON files, or
+  `train.jsonl` / `test.jsonl`, in `/data/math` (`config.task.options.manual_dir`).
+
+  python -m jaxrl_verify.train --config=configs/ppo_math_qwen2p5_7b_v5p.py \
+    --workdir=gs://BUCKET/ppo_math_7b \
+    --config.model.init_from=/data/qwen2p5_7b --config.task.options.manual_dir=/data/math
+
+Hyperparameters follow verl's PPO examples (examples/ppo_trainer/run_qwen2-7b_*.sh,
+run_deepseek7b_llm.sh: actor lr 1e-6, critic lr 1e-5, KL to the reference *in the reward*
+at 1e-3 with the k1 estimator (`kl_ctrl`, `kl_penalty=kl`), gamma = 1, value clip 0.5,
+mini-batch = 1/4 of the batch, one sample per prompt) and VAPO (Yue et al. 2025) for the
+critic: decoupled GAE (policy lambda 0.95, critic lambda 1.0), clip-higher (0.28), and
+value pre-training before the policy moves (VAPO: 50 steps; here 20).
+
+`:runlocal` runs every stage on a CPU in seconds, with stand-ins: the `tiny` preset
+(fresh weights, a tokenizer trained on the data, no init_from) and a tiny MATH-format
+jsonl pair (problem / solution with `\boxed{}` / level / type) generated from the
+arithmetic task into a temp manual_dir, read through the real MATH builder:
+
+  python -m jaxrl_verify.train --config=configs/ppo_math_qwen2p5_7b_v5p.py:runlocal \
+    --workdir=/tmp/math_local
+"""
+
+import json
+import os
+import tempfile
+
+import ml_collections as mlc
+import numpy as np
+
+from jaxrl_verify import config_lib
+
+
+def get_config(arg: str | None = None) -> mlc.ConfigDict:
+  c = config_lib.base_config()
+  c.seed = 0
+  c.total_steps = 500  # ~68 epochs of MATH's 7500 train problems would be 500 x 1024.
+
+  # v5p-64 = 32 chips (95 GB HBM each). tensor = 4: Qwen2.5-7B has 28 query and 4 kv
+  # heads, so 4 is the largest size dividing both (and mlp 18944, vocab 152064); it keeps
+  # the 4 kv heads one per chip in the sampler's KV cache. fsdp = 8 shards every weight
+  # along `embed` (3584 = 8 x 448). State per chip: policy + ref + critic in float32
+  # (3 x 30 GB) and two Adam states (4 x 30 GB) = 210 GB / 32 = ~6.6 GB, leaving room for
+  # the KV cache (1024 rows x 3072 slots x 28 layers x 4 kv x 128 x 2 x 2 B = 180 GB
+  # / 32 = 5.6 GB) and activations. data = -1 (1 here) grows on bigger slices.
+  c.mesh_shape = (-1, 8, 4)
+
+  c.model.preset = "qwen2.5-7b"
+  c.model.init_from = ""  # Set on the command line (see the docstring).
+  c.model.param_dtype = "float32"  # Master weights and Adam moments in float32.
+  c.model.dtype = "bfloat16"  # Activations and matmuls.
+  c.model.remat = "full"  # 3072-token rows through 28 layers of a 7B: recompute blocks.
+
+  c.task.name = "math"
+  c.task.options = mlc.ConfigDict({"manual_dir": "/data/math"})
+  c.task.max_prompt_len = 1024
+  c.task.eval_split = "test"
+
+  c.rollout.prompts_per_step = 1024
+  c.rollout.group_size = 1  # PPO: the critic is the baseline, no group needed.
+  c.rollout.max_new_tokens = 2048
+  c.rollout.temperature = 1.0
+
+  c.verifier.workers = 64  # MATH answers can be slow for sympy; ~200 v5p host cores.
+  c.verifier.timeout_s = 10.0
+
+  c.algo.advantage = "gae"
+  c.algo.gamma = 1.0
+  c.algo.lam = 0.95
+  c.algo.lambda_critic = 1.0
+  c.algo.eps_low = 0.2
+  c.algo.eps_high = 0.28
+  c.algo.aggregation = "token_mean"
+  c.algo.kl_coef = 1e-3
+  c.algo.kl_estimator = "k1"
+  c.algo.kl_placement = "reward"
+  c.algo.value_coef = 1.0  # Separate critic optimizer: the coefficient only scales its loss.
+  c.algo.value_clip_eps = 0.5
+
+  c.optim.learning_rate = 1e-6
+  c.optim.warmup_steps = 10
+  c.optim.min_lr_ratio = 1.0
+  c.optim.weight_decay = 0.01
+  c.optim.grad_clip = 1.0
+  c.ppo.epochs = 1
+  c.ppo.minibatches = 4  # 256 rows per policy update, as verl's ppo_mini_batch_size.
+  c.optim.grad_accum_steps = 4  # 64 rows per microbatch: 8 per data x fsdp shard.
+
+  c.value.learning_rate = 1e-5
+  c.value.warmup_steps = 20
+
+  c.eval.every = 25
+  c.eval.num_examples = 5000  # All of MATH test (or MATH-500 if that is the test file).
+  c.eval.batch_size = 256
+  c.eval.k = 4
+  c.eval.temperature = 1.0
+  c.checkpoint_every = 25
+
+  if arg == "runlocal":
+    c.total_steps = 2
+    c.mesh_shape = (-1, 1, 1)
+    c.model.preset = "tiny"
+    c.model.overrides = mlc.ConfigDict({"num_layers": 1})
+    c.tokenizer.vocab_size = 400
+    c.task.options = mlc.ConfigDict({"manual_dir": write_standin_math()})
+    c.task.max_prompt_len = 64
+    c.rollout.prompts_per_step = 8
+    c.rollout.max_new_tokens = 12
+    c.verifier.workers = 2
+    c.verifier.timeout_s = 5.0
+    c.optim.learning_rate = 1e-3
+    c.optim.warmup_steps = 0
+    c.ppo.minibatches = 1
+    c.optim.grad_accum_steps = 1
+    c.value.learning_rate = 1e-3
+    c.value.warmup_steps = 1
+    c.eval.every = 0
+    c.eval.num_examples = 8
+    c.eval.batch_size = 8
+    c.eval.k = 2
+    c.checkpoint_every = 1
+  elif arg:
+    raise ValueError(f"Unknown config argument {arg!r}; use ':runlocal' or nothing.")
+  c.lock()
+  return c
+
+
+def write_standin_math(num_train: int = 48, num_test: int = 16) -> str:
+  """A tiny MATH-format train/test.jsonl pair (arithmetic problems); returns its folder.
+
+  Deterministic, written once per machine (atomically), so every load sees the same files.
+  """
+  from jaxrl_verify.data import arithmetic
+
+  root = os.path.join(tempfile.gettempdir(), "jaxrl_verify_runlocal", f"math_{num_train}")
+  if all(os.path.isfile(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")):
+    return root
+  os.makedirs(root, exist_ok=True)
+  rng = np.random.default_rng(1)
+  rows = []
+  for i in range(num_train + num_test):
+    level = 1 + i % 3
+    p = arithmetic.sample_problem(rng, level=level)
+    rows.append(
+      {
+        "problem": p["question"],
+        "solution": p["solution"],
+        "level": f"Level {level}",
+        "type": "Prealgebra",
+      }
+    )
+  for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
+    tmp = os.path.join(root, f".{split}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in part)
+    os.replace(tmp, os.path.join(root, f"{split}.jsonl"))
+  return root
