@@ -87,7 +87,7 @@ def warm_start(
       "raise sft.max_len or lower sft.batch_size."
     )
   tx = optax.adamw(optax.linear_schedule(learning_rate, 0.0, steps), weight_decay=0.0)
-  opt_state = jax.jit(tx.init)(params)
+  opt_state = distributed.init_optimizer(tx, params, mesh)  # Moments sharded like params.
   step_fn = make_sft_step(graphdef, tx)
   n = (len(tokens) // batch_size) * batch_size
   starts = itertools.cycle(range(0, n, batch_size))

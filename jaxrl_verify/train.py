@@ -58,12 +58,15 @@ def setup_tokenizer(config, task, data_dir: str, workdir: str) -> Tokenizer:
       )
     return tok
   path = os.path.join(workdir, "tokenizer.model")
-  if os.path.exists(path):
-    return Tokenizer.load(path)
-  texts = pipeline.texts_for_tokenizer(task, data_dir)
-  tok = Tokenizer.train(texts, config.tokenizer.vocab_size, path)
-  logging.info("Trained a %d-piece tokenizer on the %s corpus.", tok.vocab_size, task.name)
-  return tok
+
+  def train_tokenizer():
+    texts = pipeline.texts_for_tokenizer(task, data_dir)
+    tok = Tokenizer.train(texts, config.tokenizer.vocab_size, path)
+    logging.info("Trained a %d-piece tokenizer on the %s corpus.", tok.vocab_size, task.name)
+
+  # Multi-host: process 0 trains it, every other process gets its bytes.
+  distributed.share_file(path, train_tokenizer)
+  return Tokenizer.load(path)
 
 
 def model_config_for(config, tokenizer: Tokenizer) -> model_config.ModelConfig:
@@ -178,8 +181,20 @@ def _eval_batches(task, config, tokenizer, data_dir):
 # ----------------------------------------------------------------------------- the run
 
 
-def train_and_evaluate(config: mlc.ConfigDict, workdir: str) -> dict[str, float]:
-  """Runs (or resumes) the experiment in `workdir`; returns the last metrics written."""
+def train_and_evaluate(
+  config: mlc.ConfigDict, workdir: str, *, stop_after: int | None = None
+) -> tuple[update_lib.TrainState, dict[str, float]]:
+  """Runs (or resumes) the experiment in `workdir`.
+
+  Args:
+    config: the experiment config.
+    workdir: run directory; a checkpoint there is resumed from.
+    stop_after: save and stop after this step as a preemption would (the schedule
+      still spans `config.total_steps`); for time-sliced jobs and resume tests.
+
+  Returns:
+    (final TrainState, the last step's metrics).
+  """
   # ---------------------------------------------------------------- mesh and config
   config_lib.check_workdir(workdir)
   mesh = shd.make_mesh(config.mesh_shape)
@@ -190,6 +205,8 @@ def train_and_evaluate(config: mlc.ConfigDict, workdir: str) -> dict[str, float]
   # ---------------------------------------------------------------- data and tokenizer
   task = tasks_lib.get_task(config.task.name, **config.task.options)
   data_dir = config.task.data_dir or os.path.join(workdir, "data")
+  with distributed.main_process_first("prepare data"):  # No two processes write one data_dir.
+    task.data_source("train", data_dir)
   tokenizer = setup_tokenizer(config, task, data_dir, workdir)
   prompts = pipeline.PromptIterator(
     task,
@@ -214,12 +231,12 @@ def train_and_evaluate(config: mlc.ConfigDict, workdir: str) -> dict[str, float]
   policy_tx = _optimizer(config, config.optim.learning_rate, config.optim.warmup_steps)
   value_tx = _optimizer(config, config.value.learning_rate, 0) if use_critic else None
   state = update_lib.TrainState(
-    step=jnp.zeros((), jnp.int32),
+    step=jax.device_put(jnp.zeros((), jnp.int32), shd.replicated(mesh)),
     policy=policy,
-    policy_opt=jax.jit(policy_tx.init)(policy),
+    policy_opt=distributed.init_optimizer(policy_tx, policy, mesh),
     ref=None,
     value=value,
-    value_opt=jax.jit(value_tx.init)(value) if use_critic else None,
+    value_opt=distributed.init_optimizer(value_tx, value, mesh) if use_critic else None,
     rng=jax.device_put(jax.random.PRNGKey(config.seed), shd.replicated(mesh)),
   )
 
@@ -367,13 +384,14 @@ def train_and_evaluate(config: mlc.ConfigDict, workdir: str) -> dict[str, float]
       metrics.update(pool.stats())
       pool.reset_stats()
 
-      if periodic.every(step, config.eval.every, total_steps=config.total_steps):
+      # Held-out eval: periodically, and always after the last step.
+      if step == config.total_steps or periodic.every(step, config.eval.every):
         metrics.update(run_eval(state, eval_rng))
       if periodic.every(step, config.log_every, total_steps=config.total_steps) or (
         "eval/accuracy" in metrics
       ):
         writer.write(step, metrics)
-      stop = guard.should_stop_any_process()
+      stop = guard.should_stop_any_process() or step == stop_after
       if stop or periodic.every(step, config.checkpoint_every, total_steps=config.total_steps):
         checkpointer.save(
           step,
@@ -382,9 +400,8 @@ def train_and_evaluate(config: mlc.ConfigDict, workdir: str) -> dict[str, float]
           force=True,
         )
       if stop:
-        logging.warning(
-          "Stopping at step %d after %s; resume with the same command.", step, guard.signal_name
-        )
+        why = guard.signal_name or "stop_after"
+        logging.warning("Stopping at step %d (%s); resume with the same command.", step, why)
         break
 
   # ---------------------------------------------------------------- wrap up
@@ -394,7 +411,7 @@ def train_and_evaluate(config: mlc.ConfigDict, workdir: str) -> dict[str, float]
   pool.close()
   if distributed.is_main_process():
     plot.plot_reward_curve(workdir)
-  return metrics
+  return state, metrics
 
 
 def main(argv):
@@ -403,6 +420,9 @@ def main(argv):
     raise app.UsageError("--workdir is required: the run directory (created if missing).")
   if _CONFIG.value is None:
     raise app.UsageError("--config is required, e.g. --config=configs/quickstart.py.")
+  distributed.initialize_from_flags()  # Before anything touches a device.
+  if not distributed.is_main_process():
+    logging.set_verbosity(logging.WARNING)  # Process 0 logs; the others only warn.
   jax.config.update("jax_threefry_partitionable", True)
   train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
