@@ -170,3 +170,10 @@ def test_no_orphans_when_the_parent_is_interrupted_or_killed(sig):
   parent.wait(timeout=30)
   _, alive = psutil.wait_procs(workers, timeout=10)
   assert not alive
+
+
+def test_workers_that_cannot_start_fail_items_with_the_cause():
+  with VerifierPool(num_workers=1, imports=("no_such_module_for_the_pool",)) as pool:
+    verdict = pool.result(pool.submit("math", r"\boxed{1}", "1"))
+  assert verdict.status == "error"
+  assert "fail to start" in verdict.reason and "no_such_module_for_the_pool" in verdict.reason

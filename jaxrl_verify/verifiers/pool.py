@@ -541,9 +541,9 @@ def _worker_main(fd: int, parent_pid: int, memory_limit_mb: int, imports: list[s
   try:
     from jaxrl_verify.verifiers import base
 
-    base.names()  # Imports the built-in verifiers (and so sympy) before the first item.
-    for module in imports:
+    for module in imports:  # First, so that a bad module name fails fast.
       importlib.import_module(module)
+    base.names()  # Imports the built-in verifiers (and so sympy) before the first item.
   except BaseException:  # noqa: BLE001
     conn.send(("failed", traceback.format_exc(limit=4)))
     os._exit(1)
