@@ -305,8 +305,9 @@ def canonical(ans: Answer) -> str:
   ans = strip_label(ans)
   kind = ans[0]
   if kind == "value":
-    return " ".join([_canon_scalar(ans[1][0])] + [f"{o} {_canon_scalar(s)}" for o, s in
-                                                    zip(ans[2], ans[1][1:])])  # fmt: skip
+    parts = [_canon_scalar(ans[1][0])]
+    parts += [f"{op} {_canon_scalar(side)}" for op, side in zip(ans[2], ans[1][1:])]
+    return " ".join(parts)
   if kind in ("text", "choice"):
     return f"{kind}:{ans[1]}"
   if kind == "tuple":
