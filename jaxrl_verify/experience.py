@@ -181,13 +181,31 @@ def collect(
   return batch, metrics, texts
 
 
+_STATUSES = ("ok", "wrong", "invalid", "timeout", "error")
+
+
 def _metrics(verdicts, length_g, finished_g, t_sample, t_verify) -> dict[str, float]:
-  """Host metrics of this host's generations (reward, accuracy, lengths, statuses)."""
-  n = max(len(verdicts), 1)
-  counts = collections.Counter(v.status for v in verdicts)
-  latencies = np.array([v.latency_s for v in verdicts]) if verdicts else np.zeros(1)
+  """Metrics of the global batch (reward, accuracy, lengths, statuses); a collective.
+
+  Every process's generations are gathered first (one all-gather of a [g, 5] table), so
+  the numbers are the same as a single process holding the whole batch would log.
+  """
+  table_g5 = np.stack(
+    [
+      np.array([v.reward for v in verdicts], np.float32),
+      np.array([_STATUSES.index(v.status) for v in verdicts], np.float32),
+      np.array([v.latency_s for v in verdicts], np.float32),
+      np.asarray(length_g, np.float32),
+      np.asarray(finished_g, np.float32),
+    ],
+    axis=1,
+  )
+  reward_g, status_g, latencies, length_g, finished_g = distributed.gather_rows(table_g5).T
+  n = max(len(status_g), 1)
+  counts = collections.Counter(_STATUSES[int(i)] for i in status_g)
+  latencies = latencies if len(latencies) else np.zeros(1)
   m = {
-    "reward/mean": float(np.mean([v.reward for v in verdicts])) if verdicts else 0.0,
+    "reward/mean": float(np.mean(reward_g)) if len(reward_g) else 0.0,
     "accuracy": counts["ok"] / n,
     "response_length/mean": float(np.mean(length_g)),
     "response_length/max": float(np.max(length_g)),
@@ -198,6 +216,6 @@ def _metrics(verdicts, length_g, finished_g, t_sample, t_verify) -> dict[str, fl
     "verify/latency_p50_s": float(np.percentile(latencies, 50)),
     "verify/latency_p99_s": float(np.percentile(latencies, 99)),
   }
-  for status in ("ok", "wrong", "invalid", "timeout", "error"):
+  for status in _STATUSES:
     m[f"verify/frac_{status}"] = counts[status] / n
   return m
