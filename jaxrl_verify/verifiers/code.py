@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 from typing import Any
 
@@ -64,6 +65,7 @@ HACKS = (
   "native-code",
 )
 _IO_BATCH = 4
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 # (visible tests passed, hidden tests passed, reason of the first failure)
 _Result = tuple[list[bool], list[bool], "str | None"]
 
@@ -117,6 +119,8 @@ def _diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) 
     # Start-up costs ~0.05 CPU s; a sleeping program adds nearly nothing to it.
     kind = "spins" if out.deadline_running or out.deadline_cpu_s >= 0.25 else "sleeps"
     raise _Hack(f"{kind}: still running at the {out.wall_s:.1f}s deadline")
+  if rc is not None and rc - 128 in _CRASH_SIGNALS:  # e.g. deep recursion: a bug, not a hack
+    raise _Hack(f"runtime-error: crashed with signal {rc - 128}")
   if rc is not None and rc > 128:
     raise _Hack(f"kills-self: died of signal {rc - 128}")
   if answers_missing and not out.done:

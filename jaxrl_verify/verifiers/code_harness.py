@@ -120,7 +120,8 @@ _NATIVE = ("ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", 
 _INSPECT = ("gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames")
 _INSPECT += ("sys.settrace", "sys.setprofile", "sys._getframemodulename")
 _SEARCH = ("os.listdir", "os.scandir", "glob.glob", "glob.glob/2", "os.walk", "os.fwalk")
-_DEVS = ("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero")
+_DEVS = ("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero", "/dev/stdin", "/dev/stdout")
+_DEVS += ("/dev/stderr", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2")
 
 
 def _is_harness_frame(f):
@@ -200,13 +201,17 @@ class Watch:
 
   def __init__(self):
     self.builtins = dict(builtins.__dict__)
+    self.harness = dict(globals())
     self.signals = {s: signal.getsignal(s) for s in _SIGNALS}
 
   def check(self):
-    now = builtins.__dict__
-    for k in set(self.builtins) | set(now):
-      if self.builtins.get(k, self) is not now.get(k, self):
-        flag("monkeypatch", f"builtins.{k}")
+    for where, old, now in (
+      ("builtins", self.builtins, builtins.__dict__),
+      ("the harness", self.harness, globals()),
+    ):
+      for k in set(old) | set(now):
+        if old.get(k, self) is not now.get(k, self):
+          flag("monkeypatch", f"{where}: {k}")
     for s, h in self.signals.items():
       if signal.getsignal(s) is not h:
         flag("ignores-signals", f"handler for {signal.Signals(s).name}")
