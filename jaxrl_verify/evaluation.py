@@ -39,6 +39,12 @@ def _pad_batch(batch: PromptBatch, size: int) -> tuple[PromptBatch, int]:
   b = batch.tokens_bp.shape[0]
   if b == size:
     return batch, b
+  if b == 0:  # Multi-host: this process got no rows of a short last batch; feed dummies.
+    mask = np.zeros((size, batch.mask_bp.shape[1]), bool)
+    mask[:, -1] = True
+    return PromptBatch(
+      np.zeros(mask.shape, np.int32), mask, [""] * size, [""] * size, [{}] * size, [""] * size
+    ), 0
   idx = list(range(b)) + [b - 1] * (size - b)
   return PromptBatch(
     tokens_bp=batch.tokens_bp[idx],
@@ -103,10 +109,13 @@ def evaluate(
   sampled = SamplingParams(temperature=temperature)
   correct, passed, majority, invalid, lengths, n = 0, 0, 0, 0, [], 0
   for batch in batches:
-    if n >= num_examples:
+    if n >= num_examples:  # n counts all processes' examples: every process stops together.
       break
     batch, real = _pad_batch(batch, batch_size)
-    real = min(real, num_examples - n)
+    # This process keeps the rows of the first `num_examples` (global order: process-major).
+    real_p = distributed.gather_rows(np.asarray([real]))
+    keep_p = np.clip(num_examples - n - (np.cumsum(real_p) - real_p), 0, real_p)
+    real = int(keep_p[jax.process_index()])
     rng, greedy_rng, sample_rng = jax.random.split(rng, 3)
     _, verdicts, length_b = _sample_and_verify(
       sampler,
@@ -125,9 +134,10 @@ def evaluate(
     lengths.extend(length_b[:real].tolist())
     if k > 1:
       # k samples per prompt, in chunks of `batch_size` rows to keep the batch shape fixed.
-      for start in range(0, real, max(batch_size // k, 1)):
+      # Every process runs as many chunks as the busiest one (a short one samples dummies).
+      for start in range(0, int(keep_p.max()), max(batch_size // k, 1)):
         rows = list(range(start, min(start + max(batch_size // k, 1), real)))
-        sub, _ = _pad_batch(_rows(batch, rows), max(batch_size // k, 1))
+        sub, _ = _pad_batch(_rows(batch, rows or [0]), max(batch_size // k, 1))
         sample_rng, chunk_rng = jax.random.split(sample_rng)
         texts, verdicts, _ = _sample_and_verify(
           sampler,
@@ -145,11 +155,14 @@ def evaluate(
           group = list(zip(texts[j * k : (j + 1) * k], verdicts[j * k : (j + 1) * k]))
           passed += any(v.status == "ok" for _, v in group)
           majority += _majority_correct(verifier, group)
-    n += real
+    n += int(keep_p.sum())
+  correct, invalid, passed, majority, length_sum = distributed.all_sum(
+    np.array([correct, invalid, passed, majority, sum(lengths)], np.float64)
+  ).tolist()
   metrics = {
     "eval/accuracy": correct / max(n, 1),
     "eval/invalid_frac": invalid / max(n, 1),
-    "eval/response_length": float(np.mean(lengths)) if lengths else 0.0,
+    "eval/response_length": length_sum / max(n, 1),
     "eval/num_examples": float(n),
   }
   if k > 1:
