@@ -103,7 +103,7 @@ def _diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) 
       raise _Hack(f"forged-verdict: printed {marker!r}")
   flag = out.first("flag")
   if flag:
-    raise _Hack(f"{flag['flag']}: {flag['detail']}")
+    raise _Hack(f"{str(flag['flag'])[:40]}: {str(flag.get('detail'))[:200]}")
   if out.output_capped:
     raise _Hack("output-flood: output exceeded the cap")
   rc = out.returncode
@@ -129,7 +129,16 @@ def _diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) 
     raise _Hack("the test harness did not finish", "error")
 
 
-def _error_reason(err: str) -> str:
+def _decode(value: Any) -> Any:
+  """A result from the candidate's report channel as plain data; forged junk is a hack."""
+  try:
+    return code_harness.de(value)
+  except Exception as e:  # noqa: BLE001 - any shape a forger can send
+    raise _Hack(f"forged-verdict: a malformed result ({type(e).__name__})") from None
+
+
+def _error_reason(err: Any) -> str:
+  err = str(err)[:300]
   if "No space left" in err or "File too large" in err:
     raise _Hack(f"disk-fill: {err}")
   if err.startswith("missing-function"):
@@ -147,7 +156,8 @@ def _run_asserts(program: str, tests: list[str], hidden: list[str], limits, back
   if exprs:
     specs.append(sbx.Spec({"mode": "calls", "program": "", "calls": exprs}))
   outs = sbx.run_group(specs, limits, backend=backend)
-  answers = {r["call"]: r for r in outs[0].reports if "call" in r}
+  # The candidate's process may write to its report channel: trust no field's type.
+  answers = {r["call"]: r for r in outs[0].reports if type(r.get("call")) is int}
   _diagnose(outs[0], "candidate", answers_missing=len(answers) < len(splits), cpu_s=limits.cpu_s)
   expected_iter = iter([])
   if exprs:
@@ -164,13 +174,13 @@ def _run_asserts(program: str, tests: list[str], hidden: list[str], limits, back
     expected = next(expected_iter) if split.expected_expr is not None else split.expected
     answer = answers.get(i, {})
     if load_error:
-      ok, why = False, _error_reason(load_error["load_error"] + " (while loading)")
+      ok, why = False, _error_reason(f"{load_error['load_error']} (while loading)")
     elif "not_plain" in answer:
       ok, why = False, f"not-plain: test {i} returned a {answer['not_plain']} object"
     elif "error" in answer:
       ok, why = False, _error_reason(f"{answer['error']} (test {i})")
     else:
-      ok = compare(split, code_harness.de(answer.get("value")), expected)
+      ok = compare(split, _decode(answer.get("value")), expected)
       why = f"wrong-answer: test {i} ({split.call})"
     passed.append(ok)
     if not ok and first_failure is None:

@@ -141,7 +141,7 @@ def compare(split: SplitAssert, value: Any, expected: Any) -> bool:
     return bool(
       diff < split.options["tol"] if split.op == "abs_lt" else diff <= split.options["tol"]
     )
-  except (TypeError, ValueError, OverflowError):
+  except (TypeError, ValueError, OverflowError, RecursionError):
     return False
 
 

@@ -427,6 +427,6 @@ def run_group(
 def _parse(line: bytes) -> dict[str, Any] | None:
   try:
     msg = json.loads(line)
-  except ValueError:
+  except (ValueError, RecursionError):  # a forger may send anything
     return None
-  return msg if isinstance(msg, dict) else None
+  return msg if isinstance(msg, dict) and isinstance(msg.get("seq"), int) else None
