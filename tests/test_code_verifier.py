@@ -149,6 +149,8 @@ def test_invalid_programs_and_missing_fields():
   assert verify_code("```python\ndef add(a, b) return\n```", tests=TESTS).reason.startswith(
     "syntax-error"
   )
+  nested = "```python\nx = " + "(" * 200_000 + ")" * 200_000 + "\n```"
+  assert verify_code(nested, tests=TESTS).status == "invalid"
   with pytest.raises(ValueError, match="entry_point"):
     verify_code("x = 1", check=CHECK)
   with pytest.raises(ValueError, match="needs"):

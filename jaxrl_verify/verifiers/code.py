@@ -324,8 +324,8 @@ def verify_code(
     return verdict("invalid", 0.0, "no-program: no Python code block or source found")
   try:
     compile(program, "<candidate>", "exec")
-  except (SyntaxError, ValueError) as e:
-    return verdict("invalid", 0.0, f"syntax-error: {e}")
+  except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+    return verdict("invalid", 0.0, f"syntax-error: {type(e).__name__}: {str(e)[:200]}")
   visible_kind = "check" if check is not None else "io" if io is not None else "asserts"
   visible_items = [check] if check is not None else list(io if io is not None else tests)
   deadline = start + float(timeout_s)

@@ -28,7 +28,7 @@ def extract_program(completion: str) -> str | None:
     return None
   try:
     ast.parse(text)
-  except SyntaxError:
+  except (SyntaxError, ValueError, RecursionError, MemoryError):
     return None
   return text
 
