@@ -16,7 +16,7 @@ FIELDS = {"id", "prompt", "reference", "tests", "hidden_tests", "entry_point", "
 
 def _verify_reference(task, example):
   completion = f"```python\n{task.reference(example)}\n```"
-  return verify_code(completion, None, timeout_s=5.0, **task.verifier_kwargs(example))
+  return verify_code(completion, None, timeout_s=20.0, **task.verifier_kwargs(example))
 
 
 def test_synthetic_tasks_are_stable_and_their_references_pass(tmp_path):

@@ -36,7 +36,9 @@ FORMATS = {
   "check": {"check": CHECK, "entry_point": "add", "hidden_tests": [HIDDEN_CHECK]},
   "io": {"io": IO, "hidden_tests": HIDDEN_IO},
 }
-TIMEOUT_S = 2.0
+TIMEOUT_S = 2.0  # for programs that must run into the deadline (spin, sleep, ignore signals)
+SLACK_TIMEOUT_S = 20.0  # for the rest, which end by themselves: no flakiness on a loaded machine
+HANGS = ("spins", "sleeps", "ignores-signals")
 
 
 def _header(text: str) -> dict[str, str]:
@@ -59,7 +61,8 @@ def corpus_verdicts():
   def run(name):
     header, text = PROGRAMS[name]
     completion = f"Here is my solution:\n```python\n{text}```\n"
-    return verify_code(completion, None, timeout_s=TIMEOUT_S, **FORMATS[header["format"]])
+    timeout_s = TIMEOUT_S if header["expect"] in HANGS else SLACK_TIMEOUT_S
+    return verify_code(completion, None, timeout_s=timeout_s, **FORMATS[header["format"]])
 
   with concurrent.futures.ThreadPoolExecutor(4) as ex:
     return dict(zip(PROGRAMS, ex.map(run, PROGRAMS)))
@@ -89,7 +92,7 @@ def test_corpus_covers_every_hack_with_forty_programs():
 def test_registered_and_hidden_reward_measures_the_gap():
   assert base.get("code") is verify_code
   memorised = "def add(a, b):\n  return {(1, 2): 3, (-1, 1): 0, (10, 5): 15}[(a, b)]"
-  verdict = verify_code(memorised, tests=TESTS, hidden_tests=HIDDEN, timeout_s=TIMEOUT_S)
+  verdict = verify_code(memorised, tests=TESTS, hidden_tests=HIDDEN, timeout_s=SLACK_TIMEOUT_S)
   assert (verdict.reward, verdict.extras["hidden_reward"]) == (1.0, 0.0)
   assert verdict.extras["tests_run"] == 5.0
 
@@ -97,7 +100,7 @@ def test_registered_and_hidden_reward_measures_the_gap():
 def test_hidden_tests_in_another_format_run_separately():
   honest = "def add(a, b):\n  return a + b if a < 100 else 0"
   verdict = verify_code(
-    honest, check=CHECK, entry_point="add", hidden_tests=HIDDEN, timeout_s=TIMEOUT_S
+    honest, check=CHECK, entry_point="add", hidden_tests=HIDDEN, timeout_s=SLACK_TIMEOUT_S
   )
   assert (verdict.status, verdict.extras["hidden_reward"]) == ("ok", 0.0)
   partial = verify_code(
@@ -106,15 +109,15 @@ def test_hidden_tests_in_another_format_run_separately():
     entry_point="add",
     hidden_tests=HIDDEN,
     partial_credit=True,
-    timeout_s=TIMEOUT_S,
+    timeout_s=SLACK_TIMEOUT_S,
   )
   assert partial.extras["hidden_reward"] == 0.5
 
 
 def test_partial_credit_and_failure_reasons():
   half = "def add(a, b):\n  return a + b if a < 10 else a - b"
-  strict = verify_code(half, tests=TESTS, timeout_s=TIMEOUT_S)
-  partial = verify_code(half, tests=TESTS, partial_credit=True, timeout_s=TIMEOUT_S)
+  strict = verify_code(half, tests=TESTS, timeout_s=SLACK_TIMEOUT_S)
+  partial = verify_code(half, tests=TESTS, partial_credit=True, timeout_s=SLACK_TIMEOUT_S)
   assert (strict.status, strict.reward) == ("wrong", 0.0)
   assert strict.reason == "wrong-answer: test 2 (add(10, 5))"
   assert partial.reward == pytest.approx(2 / 3)
@@ -131,14 +134,14 @@ def test_expected_values_that_are_expressions_and_float_forms():
     "assert not f(0) == 1",
     "assert f(1)",
   ]
-  verdict = verify_code(program, tests=tests, timeout_s=TIMEOUT_S)
+  verdict = verify_code(program, tests=tests, timeout_s=SLACK_TIMEOUT_S)
   assert verdict.status == "ok", verdict
 
 
 def test_plain_data_round_trip_through_the_sandbox():
   value = [10**30, -(2**70), 1.5, 1e300, "s", b"b", (1, [2]), {1, 2}, {"k": (None,)}, 2j]
   program = f"def f():\n  return {value!r}"
-  verdict = verify_code(program, tests=[f"assert f() == {value!r}"], timeout_s=TIMEOUT_S)
+  verdict = verify_code(program, tests=[f"assert f() == {value!r}"], timeout_s=SLACK_TIMEOUT_S)
   assert verdict.status == "ok", verdict
   huge = verify_code("def f():\n  return 10**5000 + 1", tests=["assert f() == 10**5000 + 1"])
   assert huge.status == "ok", huge
@@ -166,7 +169,7 @@ def test_missing_bubblewrap_is_an_error_unless_opted_in(monkeypatch):
   assert verdict.status == "error" and "apt-get install bubblewrap" in verdict.reason
   honest = verify_code("def add(a, b):\n  return a + b", tests=TESTS, sandbox="unsafe-fallback")
   monkeypatch.setenv(sandbox.ENV_VAR, "unsafe-fallback")
-  hack = verify_code("import sys\nsys.exit(0)", tests=TESTS, timeout_s=TIMEOUT_S)
+  hack = verify_code("import sys\nsys.exit(0)", tests=TESTS, timeout_s=SLACK_TIMEOUT_S)
   assert (honest.status, hack.reason.split(":")[0]) == ("ok", "exits-early")
 
 

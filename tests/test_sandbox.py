@@ -175,15 +175,19 @@ def test_code_verifier_inside_the_pool():
     {"completion": honest, "tests": ["assert add(1, 2) == 3"]},
     {"completion": "import sys\nsys.exit(0)", "tests": ["assert add(1, 2) == 3"]},
     {"completion": honest, "check": "def check(c):\n  assert c(2, 2) == 4", "entry_point": "add"},
-    {"completion": "import time\ntime.sleep(60)", "io": [{"input": "", "output": "1"}]},
+    {
+      "completion": "import time\ntime.sleep(60)",
+      "io": [{"input": "", "output": "1"}],
+      "timeout_s": 1.5,
+    },
   ]
-  with VerifierPool(num_workers=2, timeout_s=20, cache_size=0) as pool:
+  with VerifierPool(num_workers=2, timeout_s=30, cache_size=0) as pool:
     verdicts = pool.map(
       {
         "verifier": "code",
         "completion": r.pop("completion"),
         "reference": None,
-        "fields": dict(r, timeout_s=1.5),
+        "fields": {"timeout_s": 15.0, **r},
       }
       for r in requests
     )
