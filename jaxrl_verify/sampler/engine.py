@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxrl_verify import sharding as shd
 from jaxrl_verify.models.config import ModelConfig
 from jaxrl_verify.models.transformer import KVCache, default_positions
+from jaxrl_verify.sampler.decode import DecodeCache, decode_step
 from jaxrl_verify.sampler.params import SamplingParams
 from jaxrl_verify.sampler.sampling import sample_from_logits
 from jaxrl_verify.types import Rollout
@@ -190,7 +191,7 @@ class Sampler:
   def _cache_sharding(self):
     tensor = self.mesh.shape["tensor"]
     heads = "tensor" if self.cfg.num_kv_heads % tensor == 0 else None
-    return NamedSharding(self.mesh, PartitionSpec(None, shd.BATCH_AXES, None, heads, None))
+    return NamedSharding(self.mesh, PartitionSpec(None, shd.BATCH_AXES, heads, None, None))
 
 
 def _generate(
@@ -210,18 +211,18 @@ def _generate(
   big_t, pad = sampler.max_new_tokens, sampler.pad_id
   stop_ids = jnp.asarray(sampler.stop_ids or (-1,), jnp.int32)
 
-  cache = KVCache.init(cfg, b, p + big_t)
+  # ---- prefill: a p-slot cache, logits only for the last prompt slot
+  prefill = KVCache.init(cfg, b, p)
+  hidden_bpd, prefill = model.decoder(
+    tokens_bp, default_positions(tokens_bp, mask_bp), mask_bp, prefill
+  )
+  cache = DecodeCache.from_prefill(prefill, p + big_t)
   if sampler.mesh is not None:
     kv = sampler._cache_sharding()
     cache = cache.replace(
-      k_lbskh=jax.lax.with_sharding_constraint(cache.k_lbskh, kv),
-      v_lbskh=jax.lax.with_sharding_constraint(cache.v_lbskh, kv),
+      k_lbksh=jax.lax.with_sharding_constraint(cache.k_lbksh, kv),
+      v_lbksh=jax.lax.with_sharding_constraint(cache.v_lbksh, kv),
     )
-
-  # ---- prefill: logits only for the last prompt slot
-  hidden_bpd, cache = model.decoder(
-    tokens_bp, default_positions(tokens_bp, mask_bp), mask_bp, cache
-  )
   rng, key = jax.random.split(rng)
   token_b, logp_b, slogp_b = sample_from_logits(model.logits(hidden_bpd[:, -1:])[:, 0], key, params)
   n_prompt_b = mask_bp.sum(axis=1).astype(jnp.int32)
@@ -239,11 +240,10 @@ def _generate(
   def body(carry):
     step, cache, token_b, done_b, length_b, tokens_bt, logp_bt, slogp_bt, rng = carry
     active_b = ~done_b
-    feed_b1 = jnp.where(active_b, token_b, pad)[:, None]
-    position_b1 = (n_prompt_b + step - 1)[:, None]
-    hidden_b1d, cache = model.decoder(feed_b1, position_b1, active_b[:, None], cache)
+    feed_b = jnp.where(active_b, token_b, pad)
+    logits_bv, cache = decode_step(model, cache, feed_b, n_prompt_b + step - 1, active_b)
     rng, key = jax.random.split(rng)
-    token_b, logp_b, slogp_b = sample_from_logits(model.logits(hidden_b1d)[:, 0], key, params)
+    token_b, logp_b, slogp_b = sample_from_logits(logits_bv, key, params)
     token_b = jnp.where(active_b, token_b, pad)
     column = (0, step)
     tokens_bt = jax.lax.dynamic_update_slice(tokens_bt, token_b[:, None], column)

@@ -1,0 +1,96 @@
+"""One-token decode step over a head-major KV cache, using the model's own layers.
+
+Why not `Decoder.__call__(..., cache=KVCache)` for every step: that cache is laid out
+`[layers, b, slots, kv_heads, head_dim]`, so each step's attention (a dot batched over
+`b` and `kv_heads`) first transposes every layer's whole cache; on CPU those copies cost
+more than the step's matmuls. Here the cache is `[layers, b, kv_heads, slots, head_dim]`
+(batch dims leading, as the dot wants) and is converted once, after prefill.
+
+The step reuses every parameterised piece of the model (embedding, norms, projections,
+MLP, logits) and `apply_rope`; only the single-query attention is written out here,
+with the same numerics as `transformer.Attention` (float32 scores, `-1e30` for masked
+slots, softmax, cast back). Masking is by slot, as in the model: a query at slot `i`
+sees key slots `j <= i` that hold a real token. The sampler tests compare the result
+with full recomputation and with teacher-forced scoring.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxrl_verify.models.transformer import KVCache, Transformer, apply_rope, rope_inv_freq
+
+_NEG_INF = -1e30
+
+
+@struct.dataclass
+class DecodeCache:
+  """Keys/values of every layer, head-major.
+
+  Attributes:
+    k_lbksh: [layers, b, kv_heads, S, head_dim] keys (rotary applied).
+    v_lbksh: [layers, b, kv_heads, S, head_dim] values.
+    valid_bs: bool [b, S] slots holding a real token.
+    index: int32 [] next slot to write.
+  """
+
+  k_lbksh: jax.Array
+  v_lbksh: jax.Array
+  valid_bs: jax.Array
+  index: jax.Array
+
+  @classmethod
+  def from_prefill(cls, cache: KVCache, total_slots: int) -> DecodeCache:
+    """The prefill cache transposed to head-major and padded to `total_slots`."""
+    extra = total_slots - cache.max_len
+    pad = ((0, 0), (0, 0), (0, 0), (0, extra), (0, 0))
+    k = jnp.pad(cache.k_lbskh.transpose(0, 1, 3, 2, 4), pad)
+    v = jnp.pad(cache.v_lbskh.transpose(0, 1, 3, 2, 4), pad)
+    valid = jnp.pad(cache.valid_bs, ((0, 0), (0, extra)))
+    return cls(k, v, valid, cache.index)
+
+
+def decode_step(model: Transformer, cache: DecodeCache, token_b, position_b, valid_b):
+  """Feeds one token per row at slot `cache.index`.
+
+  Args:
+    model: the policy `Transformer`.
+    cache: the head-major cache.
+    token_b: int32 [b] tokens to feed.
+    position_b: int32 [b] their RoPE positions.
+    valid_b: bool [b] whether the token is real (finished rows feed invalid pads).
+
+  Returns:
+    (float32 [b, v] next-token logits, updated cache).
+  """
+  dec, cfg = model.decoder, model.cfg
+  idx = cache.index
+  inv_freq = rope_inv_freq(cfg)
+  valid_bs = jax.lax.dynamic_update_slice(cache.valid_bs, valid_b[:, None], (0, idx))
+  slot_s = jnp.arange(valid_bs.shape[1])
+  mask_b11s = (valid_bs & (slot_s <= idx))[:, None, None, :]
+  positions_b1 = position_b[:, None]
+
+  x_b1d = dec.embed(token_b[:, None])
+  k_all, v_all = cache.k_lbksh, cache.v_lbksh
+  for i, block in enumerate(dec.layers):
+    attn = block.attn
+    y_b1d = block.attn_norm(x_b1d)
+    q_bnh = apply_rope(attn.q_proj(y_b1d), positions_b1, inv_freq)[:, 0]
+    k_bkh = apply_rope(attn.k_proj(y_b1d), positions_b1, inv_freq)[:, 0]
+    v_bkh = attn.v_proj(y_b1d)[:, 0]
+    start = (i, 0, 0, idx, 0)
+    k_all = jax.lax.dynamic_update_slice(k_all, k_bkh[None, :, :, None].astype(k_all.dtype), start)
+    v_all = jax.lax.dynamic_update_slice(v_all, v_bkh[None, :, :, None].astype(v_all.dtype), start)
+    b, n, h = q_bnh.shape
+    q_bkgh = q_bnh.reshape(b, -1, attn.num_groups, h)
+    scores_bkgs = jnp.einsum("bkgh,bksh->bkgs", q_bkgh, k_all[i]).astype(jnp.float32)
+    scores_bkgs = jnp.where(mask_b11s, scores_bkgs * attn.scale, _NEG_INF)
+    probs_bkgs = jax.nn.softmax(scores_bkgs, axis=-1).astype(v_all.dtype)
+    out_bkgh = jnp.einsum("bkgs,bksh->bkgh", probs_bkgs, v_all[i])
+    x_b1d = x_b1d + attn.o_proj(out_bkgh.reshape(b, 1, n, h))
+    x_b1d = x_b1d + block.mlp(block.mlp_norm(x_b1d))
+  logits_bv = model.logits(dec.final_norm(x_b1d))[:, 0]
+  return logits_bv, DecodeCache(k_all, v_all, valid_bs, idx + 1)
