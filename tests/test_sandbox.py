@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -198,3 +199,20 @@ def test_code_verifier_inside_the_pool():
     ("wrong", "sleeps"),
   ]
   assert _sandboxed_processes() == []
+
+
+def test_sandbox_dies_with_a_pool_worker_killed_at_its_deadline():
+  sleeper = "import time\ndef f():\n  time.sleep(60)"
+  with VerifierPool(num_workers=1, timeout_s=30, cache_size=0) as pool:
+    warm = pool.submit("code", "x = 1", None, {"tests": ["assert x == 1"]})
+    assert pool.result(warm).status == "ok"
+    ticket = pool.submit("code", sleeper, None, {"tests": ["assert f() == 1"]}, timeout_s=3.0)
+    deadline, boxed = time.monotonic() + 2.5, []
+    while not boxed and time.monotonic() < deadline:
+      boxed = _sandboxed_processes()
+      time.sleep(0.05)
+    assert boxed, "the verifier never started its sandbox"
+    verdict = pool.result(ticket)
+  assert verdict.status == "timeout"
+  _, alive = psutil.wait_procs(boxed, timeout=5)
+  assert alive == []
