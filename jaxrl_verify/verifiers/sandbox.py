@@ -178,8 +178,19 @@ def _interpreter_paths() -> tuple[str, list[str]]:
   return exe, sorted({os.path.realpath(d) for d in dirs if d and os.path.isdir(d)})
 
 
+@functools.lru_cache(maxsize=4)
+def _bwrap_options(bwrap: str) -> frozenset[str]:
+  """The options this bwrap knows (`--size` and `--disable-userns` need bwrap >= 0.8)."""
+  try:
+    text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, check=False).stdout
+  except OSError:
+    return frozenset()
+  return frozenset(w for w in text.split() if w.startswith("--"))
+
+
 def _bwrap_argv(bwrap: str, limits: Limits, as_root: bool) -> list[str]:
   exe, dirs = _interpreter_paths()
+  known = _bwrap_options(bwrap)
   argv = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
   argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
   argv += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp"]
@@ -187,7 +198,8 @@ def _bwrap_argv(bwrap: str, limits: Limits, as_root: bool) -> list[str]:
   if as_root:
     argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
   else:
-    argv += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+    argv += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    argv += ["--disable-userns"] if "--disable-userns" in known else []
   bound: list[str] = []
   made: set[str] = set()
 
@@ -210,7 +222,9 @@ def _bwrap_argv(bwrap: str, limits: Limits, as_root: bool) -> list[str]:
     if not any((path + "/").startswith(b) for b in bound):
       ro_bind(path)
   argv += ["--proc", "/proc", "--dev", "/dev"]
-  argv += ["--perms", "1777", "--size", str(limits.tmp_mb << 20), "--tmpfs", "/tmp"]
+  # Without --size (bwrap < 0.8) /tmp is bounded only by RLIMIT_FSIZE per file.
+  argv += ["--size", str(limits.tmp_mb << 20)] if "--size" in known else []
+  argv += ["--perms", "1777", "--tmpfs", "/tmp"]
   argv += ["--remount-ro", "/", "--chdir", "/tmp", "--", exe]
   return argv
 
