@@ -104,9 +104,11 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     c.mesh_shape = (-1, 1, 1)
     c.model.preset = "tiny"
     c.model.overrides = mlc.ConfigDict({"num_layers": 1})
-    c.tokenizer.vocab_size = 400
+    # A multiple of 128 the tiny corpus supports: the model's vocabulary is the tokenizer's
+    # rounded up to 128, and ids past the tokenizer's would be sampled but not decodable.
+    c.tokenizer.vocab_size = 384
     c.task.options = mlc.ConfigDict({"manual_dir": write_standin_gsm8k()})
-    c.task.max_prompt_len = 64
+    c.task.max_prompt_len = 96  # The MATH-style template adds a line to each question.
     c.rollout.prompts_per_step = 8
     c.rollout.group_size = 2
     c.rollout.max_new_tokens = 12

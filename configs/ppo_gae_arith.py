@@ -85,6 +85,9 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   if arg == "runlocal":
     c.total_steps = 3
     c.task.options = mlc.ConfigDict({"size": "tiny", "difficulty": (1,)})
+    # A multiple of 128 the tiny corpus supports: the model's vocabulary is the tokenizer's
+    # rounded up to 128, and ids past the tokenizer's would be sampled but not decodable.
+    c.tokenizer.vocab_size = 384
     c.model.overrides = mlc.ConfigDict({"embed_dim": 32, "num_layers": 1, "mlp_dim": 64})
     c.sft.steps = 4
     c.sft.batch_size = 8

@@ -58,6 +58,32 @@ def _checkpoint_target(config, policy, value, mesh) -> update_lib.TrainState:
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
 
 
+def load_policy(config, workdir: str, tokenizer, mesh, *, step: int | None = None):
+  """The policy of checkpoint `step` (default: the latest) in WORKDIR/checkpoints.
+
+  With no checkpoint (and `step` None) it is the config's initial model:
+  `model.init_from`, else a fresh init from `config.seed`.
+
+  Returns:
+    (model cfg, graphdef, policy state, the restored step or None).
+
+  Raises:
+    FileNotFoundError: `step` was given and WORKDIR holds no such checkpoint.
+  """
+  cfg, graphdef, policy = train.setup_policy(config, tokenizer, mesh)
+  with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as checkpointer:
+    if step is None:
+      step = checkpointer.latest_step()
+    if step is None:
+      return cfg, graphdef, policy, None
+    value = None
+    if config.algo.advantage == "gae":
+      _, value = train.setup_value(cfg, policy, mesh, tuple(config.sharding_rules), config.seed)
+    target = _checkpoint_target(config, policy, value, mesh)
+    state, _ = checkpointer.restore(step, target_pytree=target)
+  return cfg, graphdef, state.policy, step
+
+
 def evaluate_run(
   config: mlc.ConfigDict, workdir: str, *, step: int | None = None, output: str | None = None
 ) -> dict[str, Any]:
@@ -84,20 +110,8 @@ def evaluate_run(
   data_dir = config.task.data_dir or os.path.join(workdir, "data")
   tokenizer = train.setup_tokenizer(config, task, data_dir, workdir)
 
-  cfg, graphdef, policy = train.setup_policy(config, tokenizer, mesh)
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
-  if step is None:
-    step = checkpointer.latest_step()
-  source = "initial model"
-  if step is not None:
-    value = None
-    if config.algo.advantage == "gae":
-      _, value = train.setup_value(cfg, policy, mesh, tuple(config.sharding_rules), config.seed)
-    target = _checkpoint_target(config, policy, value, mesh)
-    state, _ = checkpointer.restore(step, target_pytree=target)
-    policy, source = state.policy, "checkpoint"
-    del state  # Only the policy is needed; the rest is freed.
-  checkpointer.close()
+  cfg, graphdef, policy, step = load_policy(config, workdir, tokenizer, mesh, step=step)
+  source = "initial model" if step is None else "checkpoint"
   what = f"step {step} of {workdir}" if step is not None else _initial_description(config)
   logging.info("Evaluating the policy from %s.", what)
 
