@@ -51,6 +51,7 @@ def base_config() -> mlc.ConfigDict:
   c.sft.batch_size = 32
   c.sft.learning_rate = 1e-3
   c.sft.max_len = 128
+  c.sft.box_noise = 0.0  # Fraction of demonstrations that box a wrong number (imperfect demos).
 
   c.rollout = mlc.ConfigDict()
   c.rollout.prompts_per_step = 8

@@ -9,7 +9,8 @@ covers the demonstration and the EOS only.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,30 @@ from flax import nnx
 
 from jaxrl_verify import distributed
 from jaxrl_verify.models import scoring
+
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_NUMBER = re.compile(r"\d+(?:/\d+)?")
+
+
+def with_box_noise(
+  pairs: Iterable[tuple[str, str]], fraction: float, seed: int
+) -> Iterator[tuple[str, str]]:
+  """Imperfect demonstrations: a `fraction` of them box the wrong number.
+
+  In a corrupted demonstration the worked steps stay right but the final
+  `\\boxed{}` holds the first number of the demonstration instead of the result, the
+  kind of copying slip a careless annotator makes. A policy trained on them learns
+  to compute but often boxes the wrong value: a systematic error that greedy
+  decoding repeats and that only a reward on the final answer can remove.
+  """
+  rng = np.random.default_rng([seed, 1])
+  for prompt, demo in pairs:
+    boxed = _BOXED.findall(demo)
+    first = _NUMBER.search(demo)
+    if boxed and first and first.group() != boxed[-1] and rng.random() < fraction:
+      head, _, _ = demo.rpartition("\\boxed{")
+      demo = head + "\\boxed{" + first.group() + "}"
+    yield prompt, demo
 
 
 def pack_examples(pairs: Iterable[tuple[str, str]], tokenizer, max_len: int):

@@ -327,6 +327,7 @@ def train_and_evaluate(
     if config.sft.steps:
       t0 = time.perf_counter()
       pairs = pipeline.sft_examples(task, "train", data_dir=data_dir, seed=config.seed)
+      pairs = sft.with_box_noise(pairs, config.sft.box_noise, config.seed)
       policy = sft.warm_start(
         policy_graphdef,
         state.policy,
