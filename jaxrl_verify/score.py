@@ -29,9 +29,13 @@ from jaxrl_verify.verifiers.pool import VerifierPool
 # Deadlines by verifier: running a program's tests needs far longer than a sympy check.
 DEFAULT_TIMEOUT_S = {"code": 30.0}
 _BUILTIN = ("math", "code", "countdown")
+# Verifiers whose tests are the reference (the `reference` key may be left out).
+_REFERENCE_OPTIONAL = ("code",)
 
 
-def parse_line(line: str, line_no: int) -> tuple[dict[str, Any] | None, Verdict | None]:
+def parse_line(
+  line: str, line_no: int, verifier: str = "math"
+) -> tuple[dict[str, Any] | None, Verdict | None]:
   """(object, None) for a well-formed input line, else (echo object, invalid Verdict)."""
   if not line.strip():
     return {"line": line_no}, Verdict("invalid", 0.0, reason=f"line {line_no}: empty line")
@@ -43,7 +47,8 @@ def parse_line(line: str, line_no: int) -> tuple[dict[str, Any] | None, Verdict 
   if not isinstance(obj, dict):
     reason = f"line {line_no}: expected a JSON object, got {type(obj).__name__}"
     return {"line": line_no, "raw": obj}, Verdict("invalid", 0.0, reason=reason)
-  missing = [k for k in ("completion", "reference") if k not in obj]
+  required = ("completion",) if verifier in _REFERENCE_OPTIONAL else ("completion", "reference")
+  missing = [k for k in required if k not in obj]
   if missing:
     reason = f"line {line_no}: missing key(s) {', '.join(missing)}"
     return obj, Verdict("invalid", 0.0, reason=reason)
@@ -89,12 +94,14 @@ def score_file(
   try:
     with infile:
       for line_no, line in enumerate(infile, start=1):
-        obj, bad = parse_line(line, line_no)
+        obj, bad = parse_line(line, line_no, verifier)
         if bad is not None:
           entries.append((obj, bad))
           continue
         fields = {k: v for k, v in obj.items() if k not in ("completion", "reference")}
-        entries.append((obj, pool.submit(verifier, obj["completion"], obj["reference"], fields)))
+        entries.append(
+          (obj, pool.submit(verifier, obj["completion"], obj.get("reference"), fields))
+        )
     counts: collections.Counter[str] = collections.Counter()
     with open(output_path, "w", encoding="utf-8") as out:
       for obj, pending in entries:

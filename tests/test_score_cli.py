@@ -79,3 +79,32 @@ def test_bad_arguments_fail_with_one_clear_sentence(tmp_path):
   with pytest.raises(SystemExit, match="Cannot read --input"):
     score.main(["--verifier=math", f"--input={tmp_path / 'missing.jsonl'}", f"--output={out}"])
   assert score.DEFAULT_TIMEOUT_S["code"] >= 30
+
+
+def test_code_verifier_lines_need_no_reference(tmp_path):
+  """The three code-test formats of issue 5, with hidden tests, scored in the sandbox."""
+  src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+  add = "```python\ndef add(a, b):\n    return a + b\n```"
+  rows_in = [
+    {
+      "completion": add,
+      "tests": ["assert add(1, 2) == 3"],
+      "hidden_tests": ["assert add(2, 5) == 7"],
+    },
+    {
+      "completion": "def add(a, b):\n    import sys; sys.exit(0)",
+      "tests": ["assert add(1, 2) == 3"],
+    },
+    {"completion": "print(int(input()) * 2)", "io": [{"input": "3\n", "output": "6\n"}]},
+    {
+      "completion": "def f(x):\n    return x + 1",
+      "entry_point": "f",
+      "check": "def check(candidate):\n    assert candidate(1) == 2\n",
+    },
+  ]
+  src.write_text("".join(json.dumps(r) + "\n" for r in rows_in))
+  assert score.main(["--verifier=code", f"--input={src}", f"--output={dst}", "--workers=2"]) == 0
+  rows = [json.loads(line) for line in dst.read_text().splitlines()]
+  assert [r["status"] for r in rows] == ["ok", "wrong", "ok", "ok"]
+  assert rows[0]["hidden_reward"] == 1.0
+  assert rows[1]["reward"] == 0.0 and rows[1]["reason"].startswith("exits-early")
