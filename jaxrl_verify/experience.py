@@ -87,7 +87,82 @@ class DeviceScorer:
     self.ref_logp, self.values, self.advantages = ref_logp, values, advantages
 
 
-def collect(
+def collect(state: update.TrainState, prompts: PromptBatch, rng, **kwargs):
+  """Samples a group per prompt, verifies, and assembles the TrainBatch.
+
+  Keyword arguments: `sampler`, `sampling`, `scorer`, `pool`, `verifier`,
+  `tokenizer`, `mesh` (see `_collect_once`).
+
+  Returns:
+    (batch, metrics, completions): `completions` are this host's decoded texts.
+  """
+  batch, metrics, texts, _, _ = _collect_once(state, prompts, rng, **kwargs)
+  return batch, metrics, texts
+
+
+def collect_dynamic(state: update.TrainState, prompt_iter, rng, *, max_rounds: int, **kwargs):
+  """DAPO dynamic sampling: keep only groups whose rewards differ, refill, repeat.
+
+  Samples rounds of prompts from `prompt_iter` until this host holds as many
+  informative groups (rewards not all equal) as one round has, or `max_rounds`
+  rounds ran; then tops the batch up with uninformative groups (their advantages
+  are 0, so they add no gradient). Single-process only: hosts would need the same
+  number of rounds.
+
+  Returns:
+    (batch, metrics, completions) as `collect`, with `dynamic/rounds`,
+    `dynamic/kept_frac` and `dynamic/topped_up_groups`; the other metrics describe
+    the first round (what the policy did on fresh prompts).
+  """
+  if jax.process_count() > 1:
+    raise ValueError(
+      "config.algo.dynamic_sampling is single-process only for now; turn it off for "
+      "multi-host runs."
+    )
+  mesh, group = kwargs["mesh"], kwargs["scorer"].cfg.group_size
+  kept: shaping.GroupAccumulator | None = None
+  spare: shaping.GroupAccumulator | None = None
+  first_metrics, first_texts = None, None
+  for _ in range(max_rounds):
+    rng, round_rng = jax.random.split(rng)
+    batch, metrics, texts, reward_g, valid_g = _collect_once(
+      state, next(prompt_iter), round_rng, **kwargs
+    )
+    host = {k: v for k, v in vars(distributed.to_local(batch, mesh)).items()}
+    num_groups = len(reward_g) // group
+    if kept is None:
+      kept = shaping.GroupAccumulator(num_groups, group)
+      spare = shaping.GroupAccumulator(num_groups, group)
+      first_metrics, first_texts = metrics, texts
+    keep_b = shaping.keep_groups(reward_g, valid_g, group_size=group)
+    kept.add(keep_b, **host)
+    if not spare.full:
+      spare.add(~keep_b, **host)
+    if kept.full:
+      break
+  rounds, seen = kept.rounds, kept.seen_groups
+  topped_up = max(kept.target_groups - kept.num_groups, 0)
+  if topped_up:
+    extra = spare.take() if spare.full else None
+    if extra is None:
+      raise RuntimeError("dynamic sampling: not enough groups collected to fill the batch.")
+    kept.add(
+      np.arange(kept.target_groups) < topped_up,
+      **{k: v[: kept.target_groups * group] for k, v in extra.items()},
+    )
+  fields = kept.take()
+  batch = update.TrainBatch(**distributed.to_global(fields, mesh))
+  first_metrics.update(
+    {
+      "dynamic/rounds": float(rounds),
+      "dynamic/kept_frac": (kept.target_groups - topped_up) / max(seen, 1),
+      "dynamic/topped_up_groups": float(topped_up),
+    }
+  )
+  return batch, first_metrics, first_texts
+
+
+def _collect_once(
   state: update.TrainState,
   prompts: PromptBatch,
   rng,
@@ -99,12 +174,8 @@ def collect(
   verifier: str,
   tokenizer,
   mesh,
-) -> tuple[update.TrainBatch, dict[str, float], list[str]]:
-  """Samples a group per prompt, verifies, and assembles the TrainBatch.
-
-  Returns:
-    (batch, metrics, completions): `completions` are this host's decoded texts.
-  """
+) -> tuple[update.TrainBatch, dict[str, float], list[str], np.ndarray, np.ndarray]:
+  """One round: (batch, metrics, texts, host reward_g, host valid_g)."""
   cfg = scorer.cfg
   group = cfg.group_size
   t0 = time.perf_counter()
@@ -153,7 +224,8 @@ def collect(
       )
     )
   valid_g = shaping.overlong_filter(valid_g, finished_g, enabled=cfg.mask_truncated)
-  reward_g, valid_g = distributed.to_global((reward_g.astype(np.float32), valid_g), mesh)
+  reward_host_g, valid_host_g = reward_g.astype(np.float32), np.asarray(valid_g, bool)
+  reward_g, valid_g = distributed.to_global((reward_host_g, valid_host_g), mesh)
   advantages_gt, returns_gt = scorer.advantages(
     reward_g,
     valid_g,
@@ -178,7 +250,7 @@ def collect(
     values_old_gt=values_gt,
   )
   metrics = _metrics(verdicts, length_g, finished_g, t_sample, t_verify)
-  return batch, metrics, texts
+  return batch, metrics, texts, reward_host_g, valid_host_g
 
 
 _STATUSES = ("ok", "wrong", "invalid", "timeout", "error")

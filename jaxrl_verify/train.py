@@ -364,10 +364,7 @@ def train_and_evaluate(
       t_step = time.perf_counter()
       rng, sample_rng, eval_rng = jax.random.split(state.rng, 3)
       state = state.replace(rng=rng)
-      batch, metrics, _ = experience.collect(
-        state,
-        next(prompts),
-        sample_rng,
+      parts = dict(
         sampler=sampler,
         sampling=sampling,
         scorer=scorer,
@@ -376,6 +373,12 @@ def train_and_evaluate(
         tokenizer=tokenizer,
         mesh=mesh,
       )
+      if config.algo.dynamic_sampling:
+        batch, metrics, _ = experience.collect_dynamic(
+          state, prompts, sample_rng, max_rounds=config.algo.max_resample_rounds, **parts
+        )
+      else:
+        batch, metrics, _ = experience.collect(state, next(prompts), sample_rng, **parts)
 
       t0 = time.perf_counter()
       state, update_metrics = update_fn(state, batch)

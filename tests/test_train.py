@@ -111,3 +111,15 @@ def test_invalid_config_fails_before_compiling(shared, tmp_path):
   with pytest.raises(ValueError, match=r"config\.rollout\.group_size"):
     train.train_and_evaluate(config, str(tmp_path / "bad"))
   assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_dynamic_sampling_runs_and_reports_rounds(shared, tmp_path):
+  config = runlocal_config(shared, total_steps=1)
+  with config.unlocked():
+    config.algo.dynamic_sampling = True
+    config.algo.max_resample_rounds = 2
+  _, metrics = train.train_and_evaluate(config, str(tmp_path / "dyn"))
+  assert 1 <= metrics["dynamic/rounds"] <= 2
+  assert 0.0 <= metrics["dynamic/kept_frac"] <= 1.0
+  record = _records(tmp_path / "dyn")[-1]
+  assert record["step"] == 1 and "dynamic/topped_up_groups" in record
