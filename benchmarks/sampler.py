@@ -7,7 +7,9 @@ new tokens, temperature 1 (no top-k/top-p), EOS ignored so every row generates 6
 tokens. One JSON object per batch size on stdout:
 
 * `tokens_per_s`: batch * 64 / seconds of one `generate` call (prefill included), best of
-  `--repeats` calls after a warm-up call.
+  `--repeats` calls after warm-up (timed calls of ours and the peer alternate, so both
+  see the same load on a shared machine). `cpu_s_per_call`: process CPU seconds of the
+  best call, a load-robust companion figure.
 * `compile_s`: wall time of the first call minus that of a steady-state call.
 * `peak_fraction`: achieved model FLOP/s over the machine's peak matmul FLOP/s, which this
   script measures in the same run (best of several 2048^3 fp32 `jnp.matmul`s).
@@ -18,8 +20,11 @@ tokens. One JSON object per batch size on stdout:
   work is not counted.)
 * with `--peer`: the same for Hugging Face `transformers` `generate` (PyTorch CPU, KV
   cache, sdpa attention) on a randomly initialised `LlamaForCausalLM` of the same shape,
-  `do_sample=True, top_k=0, min_new_tokens=max_new_tokens`, and `ratio` = ours / peer.
-  Needs `pip install -e .[bench]` (torch, transformers).
+  `do_sample=True, top_k=0, min_new_tokens=max_new_tokens`, and `ratio` = ours / peer
+  tokens/s.
+  Needs `pip install -e .[bench]` (torch, transformers). On a loaded machine torch's
+  OpenMP threads spin and its wall time collapses; `--peer-threads 1` and the
+  `*cpu_s_per_call` fields give a load-robust comparison of work per call.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -71,7 +77,20 @@ def model_flops(cfg, batch: int) -> float:
   return batch * (2 * matmul_params * tokens + attention)
 
 
-def bench_ours(cfg, batch: int, repeats: int) -> dict:
+def _cpu_s() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _measure(run) -> tuple[float, float]:
+  """(wall seconds, process CPU seconds) of one call."""
+  c0, t0 = _cpu_s(), time.perf_counter()
+  run()
+  return time.perf_counter() - t0, _cpu_s() - c0
+
+
+def make_ours(cfg, batch: int):
+  """(run(i), compile_s): one jitted `Sampler.generate` call, warmed up."""
   graphdef, state = nnx.split(Transformer(cfg, rngs=nnx.Rngs(0)))
   sampler = Sampler(
     graphdef, cfg, max_prompt_len=PROMPT_LEN, max_new_tokens=NEW_TOKENS, eos_id=None, pad_id=0
@@ -79,19 +98,25 @@ def bench_ours(cfg, batch: int, repeats: int) -> dict:
   tokens = np.random.default_rng(0).integers(1, cfg.vocab_size, (batch, PROMPT_LEN))
   mask = np.ones_like(tokens, bool)
   params = SamplingParams(temperature=1.0)
-  run = lambda i: jax.block_until_ready(
-    sampler.generate(state, tokens, mask, jax.random.key(i), params)
-  )
-  first = _timed(lambda: run(0))
-  times = [_timed(lambda i=i: run(i + 1)) for i in range(repeats)]
-  out = run(99)
-  assert int(out.length_g.min()) == NEW_TOKENS
-  return {"seconds": min(times), "compile_s": max(first - min(times), 0.0)}
+  calls = iter(range(10**6))
+
+  def run():
+    out = sampler.generate(state, tokens, mask, jax.random.key(next(calls)), params)
+    return jax.block_until_ready(out)
+
+  first = _timed(run)
+  steady = min(_timed(run) for _ in range(2))
+  assert int(run().length_g.min()) == NEW_TOKENS  # EOS ignored: full length
+  return run, max(first - steady, 0.0)
 
 
-def bench_peer(cfg, batch: int, repeats: int) -> dict:
+def make_peer(cfg, batch: int, threads: int | None):
+  """run(): one `transformers` `generate` call on a same-shape Llama, warmed up."""
   import torch
   import transformers
+
+  if threads:
+    torch.set_num_threads(threads)
 
   hf_cfg = transformers.LlamaConfig(
     vocab_size=cfg.vocab_size,
@@ -111,7 +136,7 @@ def bench_peer(cfg, batch: int, repeats: int) -> dict:
   )
   torch.manual_seed(0)
   model = transformers.LlamaForCausalLM._from_config(
-    hf_cfg, attn_implementation="sdpa", torch_dtype=torch.float32
+    hf_cfg, attn_implementation="sdpa", dtype=torch.float32
   ).eval()
   tokens = torch.from_numpy(
     np.random.default_rng(0).integers(3, cfg.vocab_size, (batch, PROMPT_LEN))
@@ -134,13 +159,19 @@ def bench_peer(cfg, batch: int, repeats: int) -> dict:
     assert out.shape == (batch, PROMPT_LEN + NEW_TOKENS)
 
   run()
-  return {"seconds": min(_timed(run) for _ in range(repeats)), "threads": torch.get_num_threads()}
+  return run, torch.get_num_threads()
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch-sizes", default="1,16,64,256", help="comma-separated")
   parser.add_argument("--peer", action="store_true", help="also time HF transformers")
+  parser.add_argument(
+    "--peer-threads",
+    type=int,
+    default=None,
+    help="torch intra-op threads for the peer (default: torch's own choice)",
+  )
   parser.add_argument("--repeats", type=int, default=3, help="timed calls (best is kept)")
   args = parser.parse_args(argv)
   try:
@@ -150,26 +181,36 @@ def main(argv=None) -> None:
   cfg = get_preset("bench", dtype="float32", param_dtype="float32")
   peak = peak_matmul_flops()
   for batch in batches:
-    ours = bench_ours(cfg, batch, args.repeats)
+    ours, compile_s = make_ours(cfg, batch)
+    peer, threads = make_peer(cfg, batch, args.peer_threads) if args.peer else (None, None)
+    # Alternate the timed calls so both see the same machine load; keep the best of each.
+    ours_t, peer_t = [], []
+    for _ in range(args.repeats):
+      ours_t.append(_measure(ours))
+      if peer is not None:
+        peer_t.append(_measure(peer))
+    wall, cpu = min(t for t, _ in ours_t), min(c for _, c in ours_t)
     flops = model_flops(cfg, batch)
     result = {
       "batch": batch,
       "prompt_len": PROMPT_LEN,
       "new_tokens": NEW_TOKENS,
-      "tokens_per_s": round(batch * NEW_TOKENS / ours["seconds"], 1),
-      "compile_s": round(ours["compile_s"], 2),
-      "peak_fraction": round(flops / ours["seconds"] / peak, 4),
-      "model_gflop_per_s": round(flops / ours["seconds"] / 1e9, 2),
+      "tokens_per_s": round(batch * NEW_TOKENS / wall, 1),
+      "compile_s": round(compile_s, 2),
+      "peak_fraction": round(flops / wall / peak, 4),
+      "model_gflop_per_s": round(flops / wall / 1e9, 2),
       "peak_gflop_per_s": round(peak / 1e9, 2),
+      "cpu_s_per_call": round(cpu, 3),
       "device": jax.devices()[0].device_kind,
     }
-    if args.peer:
-      peer = bench_peer(cfg, batch, args.repeats)
+    if peer is not None:
+      peer_wall, peer_cpu = min(t for t, _ in peer_t), min(c for _, c in peer_t)
       result["peer"] = "transformers.generate (torch cpu, sdpa, kv cache)"
-      result["peer_tokens_per_s"] = round(batch * NEW_TOKENS / peer["seconds"], 1)
-      result["peer_peak_fraction"] = round(flops / peer["seconds"] / peak, 4)
-      result["peer_threads"] = peer["threads"]
-      result["ratio"] = round(result["tokens_per_s"] / result["peer_tokens_per_s"], 3)
+      result["peer_tokens_per_s"] = round(batch * NEW_TOKENS / peer_wall, 1)
+      result["peer_peak_fraction"] = round(flops / peer_wall / peak, 4)
+      result["peer_cpu_s_per_call"] = round(peer_cpu, 3)
+      result["peer_threads"] = threads
+      result["ratio"] = round(peer_wall / wall, 3)
     print(json.dumps(result), flush=True)
 
 
