@@ -3,35 +3,37 @@
 import setuptools
 
 setuptools.setup(
-    name="jaxrl_verify",
-    version="0.1.0",
-    description="JAX/TPU-native reinforcement learning with verifiable rewards.",
-    packages=setuptools.find_packages(include=["jaxrl_verify", "jaxrl_verify.*"]),
-    package_data={"jaxrl_verify": ["**/*.json", "**/*.model", "**/*.npz"]},
-    python_requires=">=3.10",
-    install_requires=[
-        "jax>=0.10,<0.11",
-        "flax>=0.12,<0.13",
-        "optax>=0.2.4",
-        "orbax-checkpoint>=0.11",
-        "sentencepiece>=0.2",
-        "tensorflow-datasets>=4.9.8",
-        "sympy>=1.13",
-        "ml-collections>=1.0",
-        "absl-py>=2.1",
-        "numpy>=1.26",
-        "safetensors>=0.4",
-        "tensorboardX>=2.6",
-        "matplotlib>=3.8",
-        "tqdm>=4.66",
-        "latex2sympy2_extended>=1.10",
-        "pebble>=5.1",
-        "psutil>=5.9",
-    ],
-    extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
-        # Peers for benchmarks/: never needed to train or test.
-        "bench": ["torch", "transformers>=4.45", "math-verify>=0.9"],
-        "tpu": ["libtpu"],
-    },
+  name="jaxrl_verify",
+  version="0.1.0",
+  description="JAX/TPU-native reinforcement learning with verifiable rewards.",
+  packages=setuptools.find_packages(include=["jaxrl_verify", "jaxrl_verify.*"]),
+  package_data={"jaxrl_verify": ["**/*.json", "**/*.model", "**/*.npz"]},
+  python_requires=">=3.10",
+  install_requires=[
+    "jax>=0.10,<0.11",
+    "flax>=0.12,<0.13",
+    "optax>=0.2.4",
+    "orbax-checkpoint>=0.11",
+    "sentencepiece>=0.2",
+    "tensorflow-datasets>=4.9.8",
+    "sympy>=1.13",
+    "ml-collections>=1.0",
+    "absl-py>=2.1",
+    "numpy>=1.26",
+    "safetensors>=0.4",
+    "tensorboardX>=2.6",
+    "matplotlib>=3.8",
+    "tqdm>=4.66",
+    "latex2sympy2_extended>=1.10",
+    "pebble>=5.1",
+    "psutil>=5.9",
+  ],
+  extras_require={
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"]
+    # colabs/ executed in CI; libtpu (~140 MB, CPU-only use) for compile_check's TPU topologies.
+    + ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "libtpu"],
+    # Peers for benchmarks/: never needed to train or test.
+    "bench": ["torch", "transformers>=4.45", "math-verify>=0.9"],
+    "tpu": ["libtpu"],
+  },
 )
