@@ -12,7 +12,7 @@ every logged metric of steps 0..3 must agree. `optim.min_lr_ratio=1` makes the l
 rate schedule independent of `total_steps` (warm-up, then constant), so 2 + resume + 1
 steps is the same schedule as 3 straight.
 
-Tolerance: discrete metrics (accuracy, rewards, lengths, status fractions, eval counts)
+Tolerance: discrete metrics (accuracy, rewards, lengths, status fractions, greedy eval)
 must match exactly, continuous ones (entropy, KL, losses, gradient norms, ratios) within
 rtol 1e-4 / atol 1e-6. Why not bit-exact: the cross-process gradient all-reduce runs
 over gloo in B and inside XLA's in-process CPU collectives in A, which may add the four
@@ -29,13 +29,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from jaxrl_verify.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "configs/quickstart.py:runlocal"
 OVERRIDES = [
   "--config.sft.steps=2",
-  "--config.eval.k=1",
+  # Eval batches shaped like the training rollout (32 rows), so pass@2's sampling reuses
+  # the training sampler's program instead of compiling another.
+  "--config.eval.k=2",
+  "--config.eval.batch_size=32",
   "--config.eval.num_examples=16",
   "--config.verifier.workers=1",
   "--config.optim.min_lr_ratio=1.0",
@@ -48,22 +53,26 @@ OVERRIDES = [
 ]
 EXACT = ("accuracy", "reward/mean", "response_length/", "verify/frac_", "eval/")
 SKIP = ("time/", "tokens_per_s", "verify/latency", "verify/throughput", "verify/completed")
+# pass@k/maj@k sample each process's padded chunk of prompts: the rows sit at other global
+# positions than in the single-process run, so they draw other random numbers by design.
+SKIP += ("eval/pass@", "eval/maj@")
 # Per-host verifier pool counters (pool.stats()) are this host's only by design.
 PER_HOST = ("verify/status_", "verify/cache_hits", "verify/timeouts", "verify/errors")
 PER_HOST += ("verify/crashes", "verify/respawns")
 
 
 def _env(devices: int, cache_dir: Path) -> dict[str, str]:
-  """A clean environment: not the conftest's 8-device XLA_FLAGS."""
+  """A clean environment: not the conftest's 8-device XLA_FLAGS (nor other JAX settings)."""
   env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
   env.update(
     JAX_PLATFORMS="cpu",
     XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
     PYTHONPATH=str(REPO),
     PYTHON=sys.executable,
-    # Shared by the runs of this test: the resumed run reuses the first one's programs.
-    JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+    # The suite's persistent compilation cache (conftest), else one for this test's runs.
+    JAX_COMPILATION_CACHE_DIR=os.environ.get("JAX_COMPILATION_CACHE_DIR", str(cache_dir)),
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
   )
   return env
 
@@ -130,6 +139,7 @@ def test_two_processes_match_one_and_resume(tmp_path):
   # Not vacuous: the updates moved the policy, so steps 2-3 depend on the all-reduce.
   assert ref[1]["grad_norm/policy"] > 0 and ref[2]["kl"] > 0
   assert ref[3]["entropy"] != ref[1]["entropy"]
+  assert "eval/pass@2" in got[0] and "eval/pass@2" in got[3]
   for step in range(4):
     _compare(ref[step], got[step], step)
 
@@ -140,3 +150,18 @@ def test_two_processes_match_one_and_resume(tmp_path):
   # Only process 0 writes metrics and plots; the others log to their own files.
   assert (two / "reward_curve.png").exists()
   assert (two / "logs" / "process_1.log").exists()
+
+
+def test_initialize_single_process_and_bad_arguments(monkeypatch):
+  from jaxrl_verify import distributed
+
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "1")
+  assert distributed.initialize() is False  # An explicit single process: nothing started.
+  monkeypatch.delenv("JAX_NUM_PROCESSES")
+  with pytest.raises(ValueError, match="needs a port"):
+    distributed.initialize("10.0.0.2", 2, 0)
+  with pytest.raises(ValueError, match=r"--process_id=2 must be in \[0, 2\)"):
+    distributed.initialize("10.0.0.2:1234", 2, 2)
+  monkeypatch.setenv("JAX_PROCESS_ID", "x")
+  with pytest.raises(ValueError, match="JAX_PROCESS_ID='x' must be an integer"):
+    distributed.initialize("10.0.0.2:1234", 2)
