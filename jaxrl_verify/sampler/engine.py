@@ -191,7 +191,7 @@ class Sampler:
   def _cache_sharding(self):
     tensor = self.mesh.shape["tensor"]
     heads = "tensor" if self.cfg.num_kv_heads % tensor == 0 else None
-    return NamedSharding(self.mesh, PartitionSpec(None, shd.BATCH_AXES, heads, None, None))
+    return NamedSharding(self.mesh, PartitionSpec(shd.BATCH_AXES, heads, None, None))
 
 
 def _generate(
@@ -220,8 +220,8 @@ def _generate(
   if sampler.mesh is not None:
     kv = sampler._cache_sharding()
     cache = cache.replace(
-      k_lbksh=jax.lax.with_sharding_constraint(cache.k_lbksh, kv),
-      v_lbksh=jax.lax.with_sharding_constraint(cache.v_lbksh, kv),
+      k_bkhs=jax.lax.with_sharding_constraint(cache.k_bkhs, kv),
+      v_bksh=jax.lax.with_sharding_constraint(cache.v_bksh, kv),
     )
   rng, key = jax.random.split(rng)
   token_b, logp_b, slogp_b = sample_from_logits(model.logits(hidden_bpd[:, -1:])[:, 0], key, params)
