@@ -1,14 +1,13 @@
 """One-token decode step over a head-major KV cache, using the model's own layers.
 
-Why not `Decoder.__call__(..., cache=KVCache)` for every step: that cache is laid out
-`[layers, b, slots, kv_heads, head_dim]`, so each step's attention (a dot batched over
-`b` and `kv_heads`) first transposes every layer's whole cache; on CPU those copies cost
-more than the step's matmuls. Here values are `[layers, b, kv_heads, slots, head_dim]` and
-keys `[layers, b, kv_heads, head_dim, slots]`: batch dims leading and both attention dots
-in plain (non-transposed) matmul form, which XLA:CPU runs ~2x faster than the
-transposed-operand form; the prefill cache is converted once. Each layer's cache is its
-own array in the loop carry: slicing layer i out of one stacked array makes XLA copy
-the slice for the dot at every step.
+Why not `Decoder.__call__(..., cache=KVCache)` for every step: that cache is one
+`[layers, b, slots, kv_heads, head_dim]` array, so each step slices a layer out (XLA
+copies the slice for the dot) and feeds the attention dots a transposed operand. Here
+each layer's cache is its own array in the loop carry (updated in place), values are
+`[b, kv_heads, slots, head_dim]` and keys `[b, kv_heads, head_dim, slots]`: batch dims
+leading, both dots in plain matmul form (XLA:CPU runs the scores dot ~2x faster so).
+The prefill cache is converted once. Measured on the `bench` preset at batch 64 on the
+2-core CPU: 1.43 -> 0.81 CPU seconds per 64-token `generate` call.
 
 The step reuses every parameterised piece of the model (embedding, norms, projections,
 MLP, logits) and `apply_rope`; only the single-query attention is written out here,
