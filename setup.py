@@ -33,7 +33,7 @@ setuptools.setup(
     # colabs/ executed in CI; libtpu (~140 MB, CPU-only use) for compile_check's TPU topologies.
     + ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "libtpu"],
     # Peers for benchmarks/: never needed to train or test.
-    "bench": ["torch", "transformers>=4.45", "math-verify>=0.9"],
+    "bench": ["torch", "transformers>=4.45", "math-verify>=0.9", "trl>=1.0"],
     "tpu": ["libtpu"],
   },
 )
