@@ -88,6 +88,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     # A multiple of 128 the tiny corpus supports: the model's vocabulary is the tokenizer's
     # rounded up to 128, and ids past the tokenizer's would be sampled but not decodable.
     c.tokenizer.vocab_size = 384
+    c.task.max_prompt_len = 64  # The smaller vocabulary spends more tokens per prompt.
     c.model.overrides = mlc.ConfigDict({"embed_dim": 32, "num_layers": 1, "mlp_dim": 64})
     c.sft.steps = 4
     c.sft.batch_size = 8

@@ -93,6 +93,10 @@ def _tiny_run_config(name: str):
     config.eval.num_examples = 8
     config.eval.batch_size = 8
     config.checkpoint_every = 100
+    # bf16 is emulated on CPU and remat doubles the backward graph: both multiply compile
+    # time here. The real-scale configs keep them at `:runlocal` (the CLI runs them).
+    config.model.dtype = "float32"
+    config.model.remat = "none"
   return config
 
 
