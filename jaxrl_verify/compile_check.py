@@ -13,8 +13,10 @@ the `libtpu` wheel provides on any machine, CPU-only included: `pip install -e '
 
 and prints each program's per-device memory from XLA's analysis: arguments, outputs
 (minus what aliases donated arguments), temporaries, code, and the total against the
-chip's HBM. While sampling, the rest of the state (optimizer moments, reference, critic)
-stays resident, so `sample` also counts it. Exits with status 1 if a program does not fit.
+chip's HBM. When XLA itself refuses to compile for lack of HBM, the temporaries it asked
+for are reported instead (outputs and code then read 0). While sampling, the rest of the
+state (optimizer moments, reference, critic) stays resident, so `sample` also counts it.
+Exits with status 1 if a program does not fit.
 
 Parameters come from the config's model preset (or `model.init_from`'s model_config.json
 when that directory exists); the vocabulary is the preset's for pretrained presets and
@@ -210,8 +212,26 @@ def _size(num_bytes: int) -> str:
   return f"{num_bytes / 2**20:.1f} MiB"
 
 
-def _report(name, compiled, resident: int, hbm: int) -> Report:
-  m = compiled.memory_analysis()
+_OOM = re.compile(
+  r"HLO temporaries \(([\d.]+)([KMGT])\) exceeds available HBM \(([\d.]+)([KMGT])\)"
+)
+
+
+def _bytes(number: str, unit: str) -> int:
+  return int(float(number) * 1024 ** "KMGT".index(unit) * 1024)
+
+
+def _compile(name: str, lowered, args, resident: int, hbm: int) -> Report:
+  """Compiles `lowered`; XLA's compile-time out-of-memory becomes a report that does not fit."""
+  try:
+    m = lowered.compile().memory_analysis()
+  except jax.errors.JaxRuntimeError as e:
+    oom = _OOM.search(str(e))
+    if oom is None:
+      raise
+    hbm = _bytes(*oom.group(3, 4))  # XLA's own figure for the chip's usable HBM.
+    temporaries = _bytes(*oom.group(1, 2))
+    return Report(name, per_device_bytes(args), 0, 0, temporaries, 0, resident, hbm)
   return Report(
     name,
     int(m.argument_size_in_bytes),
@@ -266,17 +286,14 @@ def check(config, devices) -> list[Report]:
   sampling = SamplingParams(
     temperature=config.rollout.temperature, top_k=config.rollout.top_k, top_p=config.rollout.top_p
   )
-  sample = (
-    sampler._fn(sampling.static_key)
-    .lower(
-      policy,
-      rows((g, p), jnp.int32),
-      rows((g, p), jnp.bool_),
-      replicated((2,), jnp.uint32),
-      replicated((), jnp.int32),
-    )
-    .compile()
+  sample_args = (
+    policy,
+    rows((g, p), jnp.int32),
+    rows((g, p), jnp.bool_),
+    replicated((2,), jnp.uint32),
+    replicated((), jnp.int32),
   )
+  sample = sampler._fn(sampling.static_key).lower(*sample_args)
 
   f32 = lambda: rows((g, t), jnp.float32)  # noqa: E731
   batch = update_lib.TrainBatch(
@@ -295,10 +312,13 @@ def check(config, devices) -> list[Report]:
   update_fn = update_lib.make_update_fn(
     policy_graphdef, value_graphdef, policy_tx, value_tx, train.loss_config(config)
   )
-  train_step = jax.jit(update_fn, donate_argnums=0).lower(state, batch).compile()
+  train_step = jax.jit(update_fn, donate_argnums=0).lower(state, batch)
 
   rest = per_device_bytes(state) - per_device_bytes(policy)
-  return [_report("sample", sample, rest, hbm), _report("train_step", train_step, 0, hbm)]
+  return [
+    _compile("sample", sample, sample_args, rest, hbm),
+    _compile("train_step", train_step, (state, batch), 0, hbm),
+  ]
 
 
 def main(argv):
@@ -318,6 +338,10 @@ def main(argv):
   for r in reports:
     print(r.line())
   if not all(r.fits for r in reports):
+    print(
+      "Does not fit: raise optim.grad_accum_steps or ppo.minibatches (smaller microbatches), "
+      "use model.remat, shorten rollout.max_new_tokens, or shard more (config.mesh_shape)."
+    )
     sys.exit(1)
 
 
