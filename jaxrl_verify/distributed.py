@@ -95,6 +95,9 @@ def initialize(
   process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
   if num_processes == 1:
     return False
+  if coordinator is None and os.environ.get("SLURM_NTASKS") == "1":
+    # One Slurm task: JAX's Slurm detection would restrict it to a single local GPU.
+    return False
   if coordinator is not None and ":" not in coordinator:
     raise ValueError(
       f"--coordinator_address={coordinator!r} needs a port, e.g. 10.0.0.2:1234 (process 0's "
