@@ -72,7 +72,9 @@ def setup_tokenizer(config, task, data_dir: str, workdir: str) -> Tokenizer:
 def model_config_for(config, tokenizer: Tokenizer) -> model_config.ModelConfig:
   """The preset with the config's overrides and a vocabulary that fits the tokenizer."""
   overrides = dict(config.model.overrides)
+  # Rounded up so the vocabulary shards evenly; the padding ids are masked out.
   vocab = overrides.pop("vocab_size", None) or -(-tokenizer.vocab_size // 128) * 128
+  overrides.setdefault("num_valid_tokens", min(tokenizer.vocab_size, vocab))
   return model_config.get_preset(
     config.model.preset,
     vocab_size=vocab,
@@ -99,7 +101,12 @@ def setup_policy(config, tokenizer, mesh):
         f"The tokenizer has {tokenizer.vocab_size} ids but the model at "
         f"{config.model.init_from} only {loaded.cfg.vocab_size}; use the model's tokenizer."
       )
-    return loaded.cfg, loaded.graphdef, loaded.state
+    if loaded.cfg.vocab_size == tokenizer.vocab_size:
+      return loaded.cfg, loaded.graphdef, loaded.state
+    # Embedding rows past the tokenizer's ids are never sampled (see ModelConfig).
+    cfg = loaded.cfg.replace(num_valid_tokens=tokenizer.vocab_size)
+    graphdef = nnx.split(nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0))))[0]
+    return cfg, graphdef, loaded.state
   cfg = model_config_for(config, tokenizer)
   graphdef, state, _ = shd.create_sharded(
     lambda: Transformer(cfg, rngs=nnx.Rngs(config.seed)), mesh, rules
@@ -107,14 +114,19 @@ def setup_policy(config, tokenizer, mesh):
   return cfg, graphdef, state
 
 
-def setup_value(cfg, policy_state, mesh, rules, seed: int):
-  """A value model sharded like the policy, its backbone copied from the policy's."""
-  graphdef, state, shardings = shd.create_sharded(
+def setup_value(cfg, mesh, rules, seed: int):
+  """A value model (graphdef, sharded state); `with_policy_backbone` initialises it."""
+  graphdef, state, _ = shd.create_sharded(
     lambda: ValueModel(cfg, rngs=nnx.Rngs(seed + 1)), mesh, rules
   )
-  copy = jax.jit(lambda x: jax.tree.map(jnp.copy, x), out_shardings=shardings["decoder"])
-  state["decoder"] = copy(policy_state["decoder"])
   return graphdef, state
+
+
+def with_policy_backbone(value_state, policy_state):
+  """The value model with its backbone copied from the policy (head unchanged)."""
+  value_state = jax.tree.map(lambda x: x, value_state)  # A new State; the input is untouched.
+  value_state["decoder"] = jax.tree.map(jnp.copy, policy_state["decoder"])
+  return value_state
 
 
 def advantage_hparams(config) -> tuple[tuple[str, Any], ...]:
@@ -227,7 +239,7 @@ def train_and_evaluate(
   needs_ref = config.algo.kl_coef > 0 and config.algo.kl_placement != "none"
   value_graphdef = value = None
   if use_critic:
-    value_graphdef, value = setup_value(cfg, policy, mesh, rules, config.seed)
+    value_graphdef, value = setup_value(cfg, mesh, rules, config.seed)
   policy_tx = _optimizer(config, config.optim.learning_rate, config.optim.warmup_steps)
   value_tx = _optimizer(config, config.value.learning_rate, 0) if use_critic else None
   state = update_lib.TrainState(
@@ -344,6 +356,8 @@ def train_and_evaluate(
       logging.info(
         "Supervised warm start: %d steps in %.1f s.", config.sft.steps, time.perf_counter() - t0
       )
+    if use_critic:  # The critic starts from the (warm-started) policy's backbone.
+      state = state.replace(value=with_policy_backbone(state.value, state.policy))
     if needs_ref:
       state = state.replace(ref=jax.tree.map(jnp.copy, state.policy))
     rng, eval_rng = jax.random.split(state.rng)

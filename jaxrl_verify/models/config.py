@@ -38,6 +38,9 @@ class ModelConfig:
     tie_embeddings: the output projection is the transposed input embedding.
     embed_scale: multiply input embeddings by sqrt(embed_dim) (Gemma).
     final_logit_softcap: if set, logits = cap * tanh(logits / cap).
+    num_valid_tokens: if set, ids >= this are padding rows of a vocabulary rounded
+      up for sharding (or beyond the tokenizer of an imported model): their logits
+      are -1e30, so they are never sampled and carry no probability mass.
     param_dtype: storage dtype of parameters.
     dtype: compute dtype of activations and matmuls (logits are returned in float32).
     remat: rematerialisation of each block in the backward pass: `none`, `full`
@@ -60,6 +63,7 @@ class ModelConfig:
   tie_embeddings: bool = False
   embed_scale: bool = False
   final_logit_softcap: float | None = None
+  num_valid_tokens: int | None = None
   param_dtype: str = "float32"
   dtype: str = "float32"
   remat: str = "none"
@@ -76,6 +80,11 @@ class ModelConfig:
       )
     if self.mlp_activation not in MLP_ACTIVATIONS:
       raise ValueError(f"model.mlp_activation must be one of {MLP_ACTIVATIONS}.")
+    if self.num_valid_tokens is not None and not 0 < self.num_valid_tokens <= self.vocab_size:
+      raise ValueError(
+        f"model.num_valid_tokens ({self.num_valid_tokens}) must be in (0, vocab_size="
+        f"{self.vocab_size}]; set it to the tokenizer's vocabulary size or None."
+      )
     if self.remat not in REMAT_POLICIES:
       raise ValueError(f"model.remat must be one of {REMAT_POLICIES}, got {self.remat!r}.")
     for name in ("param_dtype", "dtype"):

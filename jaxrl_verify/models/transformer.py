@@ -336,6 +336,10 @@ class Transformer(nnx.Module):
     if self.cfg.final_logit_softcap:
       cap = self.cfg.final_logit_softcap
       logits = cap * jnp.tanh(logits / cap)
+    n_valid = self.cfg.num_valid_tokens
+    if n_valid is not None and n_valid < self.cfg.vocab_size:
+      # Padding rows of the vocabulary: finite (not -inf) so p * log p stays 0, not NaN.
+      logits = jnp.where(jnp.arange(self.cfg.vocab_size) < n_valid, logits, _NEG_INF)
     return logits
 
   def __call__(self, tokens_bt, positions_bt=None, valid_bt=None, cache=None):

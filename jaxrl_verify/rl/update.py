@@ -127,8 +127,20 @@ def make_optimizer(
 
 
 def _split(batch: TrainBatch, parts: int) -> TrainBatch:
-  """[g, ...] -> [parts, g / parts, ...] (row i of part j is row j * g/parts + i)."""
-  return jax.tree.map(lambda x: x.reshape(parts, x.shape[0] // parts, *x.shape[1:]), batch)
+  """[g, ...] -> [parts, g / parts, ...], strided: part j holds rows j, j + parts, ...
+
+  With the batch sharded over devices along g, a strided split keeps every part's
+  rows on the devices that already hold them (a contiguous split would gather).
+  Advantages are computed before the split, so group structure does not matter.
+  """
+  return jax.tree.map(
+    lambda x: jnp.swapaxes(x.reshape(x.shape[0] // parts, parts, *x.shape[1:]), 0, 1), batch
+  )
+
+
+def _token_mean(x_gt, mask_gt) -> jax.Array:
+  mask_gt = jnp.asarray(mask_gt, jnp.float32)
+  return (x_gt * mask_gt).sum() / jnp.maximum(mask_gt.sum(), 1.0)
 
 
 def _accumulate(loss_fn, params, batch: TrainBatch, steps: int):
@@ -196,26 +208,36 @@ def make_update_fn(
       aggregation=cfg.aggregation,
       **norm,
     )
-    entropy = losses.aggregate(
-      "token_mean", entropy_gt, mb.mask_gt, num_tokens=counts["num_tokens"]
+    # Loss terms are normalised by the whole minibatch's counts (they add up over
+    # microbatches); the logged `entropy` and `kl` are this microbatch's token means.
+    global_tokens = counts["num_tokens"]
+    loss = pg_loss - cfg.entropy_coef * losses.aggregate(
+      "token_mean", entropy_gt, mb.mask_gt, num_tokens=global_tokens
     )
-    loss = pg_loss - cfg.entropy_coef * entropy
     if cfg.has_ref:
-      kl_value = kl.kl_loss(
-        logp_gt,
-        mb.ref_logp_gt,
-        mb.mask_gt,
-        estimator=cfg.kl_estimator,
-        aggregation="token_mean",
-        num_tokens=counts["num_tokens"],
-      )
+      kl_gt = kl.KL_ESTIMATORS.get(cfg.kl_estimator)(logp_gt, mb.ref_logp_gt, mb.mask_gt)
       if cfg.kl_in_loss:
-        loss = loss + cfg.kl_coef * kl_value
+        loss = loss + cfg.kl_coef * kl.kl_loss(
+          logp_gt,
+          mb.ref_logp_gt,
+          mb.mask_gt,
+          estimator=cfg.kl_estimator,
+          aggregation="token_mean",
+          num_tokens=global_tokens,
+        )
+      kl_value = _token_mean(kl_gt, mb.mask_gt)
     else:
       # Without a reference model, `kl` reports the drift from the sampling policy.
       kl_value = metrics["approx_kl"]
     metrics = {f"policy/{k}": v for k, v in metrics.items()}
-    metrics.update({"loss/policy": loss, "loss/pg": pg_loss, "entropy": entropy, "kl": kl_value})
+    metrics.update(
+      {
+        "loss/policy": loss,
+        "loss/pg": pg_loss,
+        "entropy": _token_mean(entropy_gt, mb.mask_gt),
+        "kl": jax.lax.stop_gradient(kl_value),
+      }
+    )
     return loss, metrics
 
   def value_loss(params, mb: TrainBatch, counts):
