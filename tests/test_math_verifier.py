@@ -70,8 +70,9 @@ def test_extract_final_answer(completion, expected):
     (r"\boxed{\text{final answer}}", "1", "invalid"),
     ("nothing marked here", "1", "invalid"),
     (r"\boxed{x = 5 + 1 = 7 = 6}", "6", "wrong"),
-    (r"\boxed{9^{9^{9^{9}}}}", "1", "timeout"),
-    (r"\boxed{100000!}", "1", "timeout"),
+    # Too large to evaluate: refused at once, and penalised rather than masked.
+    (r"\boxed{9^{9^{9^{9}}}}", "1", "invalid"),
+    (r"\boxed{100000!}", "1", "invalid"),
     (r"\boxed{(x+1)^{10000}}", "1", "wrong"),  # huge values must not overflow to "equal"
     (r"\boxed{3 4}", "12", "wrong"),  # numbers side by side are not a product
     (r"\boxed{2\frac{1}{2}}", "5/2", "ok"),  # a mixed number

@@ -5,10 +5,12 @@
 in `math_parse`) and compares them with the reference:
 
   * `invalid`: no marked final answer, an empty or non-answer box, or two or more
-    *distinct* answers (hedging: several boxes, `3 or 4`, `\\pm 2`, `3, 4, 5, 6`).
+    *distinct* answers (hedging: several boxes, `3 or 4`, `\\pm 2`, `3, 4, 5, 6`), or
+    a number too large to evaluate (`2^{10^{10}}`), refused up front: it never hangs
+    the check, and it is penalised rather than masked like a real `timeout`.
   * `wrong` / `ok`: a single answer, compared by value. A chain `x = 5 + 6 = 11` is
     judged on every side, so `= 7 = 11` is wrong even though it ends on 11.
-  * `timeout`: a number too large to evaluate (`2^{10^{10}}`), refused up front.
+  * `timeout` / `error`: only from the pool (deadline, crash), never from the answer.
 
 Pure helpers for other code (e.g. maj@k voting): `extract_final_answer`,
 `is_equivalent(a, b)` and `canonical_answer(text)`.
@@ -123,7 +125,10 @@ def verify_math(completion: str, reference: str, **fields) -> Verdict:
   except _NoAnswer as e:
     return verdict("invalid", str(e))
   except math_parse.TooLarge as e:
-    return verdict("timeout", f"{e} (refused before evaluating)")
+    # Refused up front instead of running into the deadline. The answer itself is at
+    # fault, so it is `invalid` (penalised), not `timeout` (masked out of the loss):
+    # otherwise a policy could escape every penalty by answering with 9^(9^(9^9)).
+    return verdict("invalid", f"{e}: too large to evaluate (refused, never run to a timeout)")
   except RecursionError:
     return verdict("invalid", "final answer nested too deeply to compare")
   except Exception as e:  # noqa: BLE001 - a failed check is a verdict, never a raise.
