@@ -193,3 +193,13 @@ def test_sharded_batch_gives_unsharded_result(kind):
   assert len(a_sharded.sharding.device_set) == 2
   np.testing.assert_allclose(a_sharded, a, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(ret_sharded, ret, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo"])
+def test_equal_fractional_rewards_give_exactly_zero(name):
+  """Float rounding of a group mean must not turn equal rewards into a signal."""
+  group = 3
+  reward_g = np.repeat(np.linspace(-0.9, 0.7, 2000, dtype=np.float32) / 3.0, group)
+  inputs = AdvantageInputs(reward_g=reward_g, mask_gt=np.ones((reward_g.size, 2), bool))
+  adv_gt, _ = ADVANTAGES.get(name)(inputs, group_size=group)
+  assert np.all(np.asarray(adv_gt) == 0.0)

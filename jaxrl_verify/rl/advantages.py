@@ -181,6 +181,19 @@ def _group_stats(x_g, valid_g, group_size: int, ddof: int):
   return rep(n_b), rep(mean_b), rep(std_b)
 
 
+def _group_all_equal(x_g, valid_g, group_size: int):
+  """bool [g]: the valid members of the row's group all have the same reward.
+
+  Tested on max == min rather than std == 0: the rounding error of a float mean makes
+  r - mean tiny but non-zero, and dividing by a tiny std would turn it into a signal.
+  """
+  x_bk = x_g.reshape(-1, group_size)
+  v_bk = valid_g.reshape(-1, group_size) > 0
+  hi_b = jnp.where(v_bk, x_bk, -jnp.inf).max(1)
+  lo_b = jnp.where(v_bk, x_bk, jnp.inf).min(1)
+  return jnp.repeat(~(hi_b > lo_b), group_size)
+
+
 def _check_groups(reward_g, group_size: int) -> None:
   g = reward_g.shape[0]
   if group_size < 1 or g % group_size:
@@ -215,6 +228,7 @@ def grpo(
   _check_groups(r_g, group_size)
   _, mean_g, std_g = _group_stats(r_g, valid_g, group_size, std_ddof)
   a_g = (r_g - mean_g) / (std_g + eps) * valid_g
+  a_g = jnp.where(_group_all_equal(r_g, valid_g, group_size), 0.0, a_g)
   return _outcome_to_tokens(a_g, inputs, mask_gt, valid_g)
 
 
@@ -230,7 +244,8 @@ def dr_grpo(inputs: AdvantageInputs, *, group_size: int) -> tuple[jax.Array, jax
   r_g = jnp.asarray(inputs.reward_g, jnp.float32)
   _check_groups(r_g, group_size)
   _, mean_g, _ = _group_stats(r_g, valid_g, group_size, 0)
-  return _outcome_to_tokens((r_g - mean_g) * valid_g, inputs, mask_gt, valid_g)
+  a_g = jnp.where(_group_all_equal(r_g, valid_g, group_size), 0.0, (r_g - mean_g) * valid_g)
+  return _outcome_to_tokens(a_g, inputs, mask_gt, valid_g)
 
 
 @ADVANTAGES.register("rloo")
@@ -246,6 +261,7 @@ def rloo(inputs: AdvantageInputs, *, group_size: int) -> tuple[jax.Array, jax.Ar
   _check_groups(r_g, group_size)
   n_g, mean_g, _ = _group_stats(r_g, valid_g, group_size, 0)
   a_g = jnp.where(n_g > 1, n_g / jnp.maximum(n_g - 1.0, 1.0) * (r_g - mean_g), 0.0) * valid_g
+  a_g = jnp.where(_group_all_equal(r_g, valid_g, group_size), 0.0, a_g)
   return _outcome_to_tokens(a_g, inputs, mask_gt, valid_g)
 
 
