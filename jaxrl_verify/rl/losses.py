@@ -120,15 +120,17 @@ def batch_counts(mask_gt) -> dict[str, jax.Array]:
 def tis_weights(logp_old_gt, sample_logp_gt, mask_gt, *, cap: float = 2.0) -> jax.Array:
   """Truncated importance weights w_t = min(exp(logp_old_t - logp_sampler_t), cap), no gradient.
 
-  Corrects the mismatch between the sampler (which drew the tokens) and the
-  trainer's old policy (Yao et al. 2025, "Your Efficient RL Framework Secretly
+  Corrects the gap between the distribution the tokens were drawn from and the old
+  policy in the PPO ratio (Yao et al. 2025, "Your Efficient RL Framework Secretly
   Brings You Off-Policy RL Training"):
-    logp_old_gt: the trainer's teacher-forced logprobs of the sampled tokens under
-      the parameters that sampled them (pi_old, trainer numerics); these also sit in
-      the PPO ratio's denominator.
+    logp_old_gt: the old policy's logprobs of the sampled tokens (the PPO ratio's
+      denominator). The trainer reuses the sampler's policy logprobs
+      (`Rollout.logp_gt`, raw softmax): in fp32 they equal teacher-forced ones
+      (a CI test holds this), so the weights correct what the sampler changed on
+      purpose (temperature, top-k, top-p). With bf16 sampling, recompute them
+      teacher-forced to also correct the numerical mismatch.
     sample_logp_gt: what the sampler recorded for the distribution it actually
-      drew from (`Rollout.sample_logp_gt`: after temperature/top-k/top-p, sampler
-      numerics).
+      drew from (`Rollout.sample_logp_gt`: after temperature/top-k/top-p).
   Returns 0 at masked positions.
   """
   mask_gt = jnp.asarray(mask_gt, jnp.float32)
