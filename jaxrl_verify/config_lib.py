@@ -197,6 +197,25 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
     section, name = field.split(".")
     if c[section][name] < 1:
       _fail(field, f"is {c[section][name]}", "set it to at least 1")
+  if (
+    c.algo.kl_placement == "reward" and c.algo.kl_coef > 0 and c.algo.advantage in GROUP_ESTIMATORS
+  ):
+    _fail(
+      "algo.kl_placement",
+      f"is 'reward' but {c.algo.advantage} uses outcome rewards only",
+      "put the KL in the loss (kl_placement='loss') or use gae/reinforce_pp",
+    )
+  if c.algo.dynamic_sampling:
+    if c.algo.advantage not in GROUP_ESTIMATORS:
+      _fail(
+        "algo.dynamic_sampling",
+        f"needs a group estimator ({', '.join(GROUP_ESTIMATORS)}), not {c.algo.advantage}",
+        "turn it off or change algo.advantage",
+      )
+    if c.algo.max_resample_rounds < 1:
+      _fail("algo.max_resample_rounds", f"is {c.algo.max_resample_rounds}", "set it >= 1")
+  if c.sft.steps < 0 or not 0.0 <= c.sft.box_noise <= 1.0:
+    _fail("sft", "has steps < 0 or box_noise outside [0, 1]", "fix sft.steps / sft.box_noise")
   if c.rollout.temperature < 0:
     _fail("rollout.temperature", "is negative", "use 0 for greedy or a positive value")
   if not 0 < c.rollout.top_p <= 1:
@@ -229,6 +248,21 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
       _fail(
         "eval.batch_size",
         f"({c.eval.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
+        "change it",
+      )
+    # pass@k samples k completions for each of batch_size // k prompts at a time.
+    sampled_rows = max(c.eval.batch_size // c.eval.k, 1) * c.eval.k
+    if c.eval.k > 1 and sampled_rows % batch_devices:
+      _fail(
+        "eval.k",
+        f"({c.eval.k}) with eval.batch_size {c.eval.batch_size} samples batches of "
+        f"{sampled_rows}, not divisible by the data x fsdp mesh size ({batch_devices})",
+        "pick eval.k dividing eval.batch_size",
+      )
+    if c.sft.steps and c.sft.batch_size % batch_devices:
+      _fail(
+        "sft.batch_size",
+        f"({c.sft.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
         "change it",
       )
 

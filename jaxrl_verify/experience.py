@@ -259,26 +259,30 @@ _STATUSES = ("ok", "wrong", "invalid", "timeout", "error")
 def _metrics(verdicts, length_g, finished_g, t_sample, t_verify) -> dict[str, float]:
   """Metrics of the global batch (reward, accuracy, lengths, statuses); a collective.
 
-  Every process's generations are gathered first (one all-gather of a [g, 5] table), so
+  Every process's generations are gathered first (one all-gather of a [g, columns] table), so
   the numbers are the same as a single process holding the whole batch would log.
   """
-  table_g5 = np.stack(
+  table_gc = np.stack(
     [
       np.array([v.reward for v in verdicts], np.float32),
       np.array([_STATUSES.index(v.status) for v in verdicts], np.float32),
       np.array([v.latency_s for v in verdicts], np.float32),
       np.asarray(length_g, np.float32),
       np.asarray(finished_g, np.float32),
+      # Held-out correctness (code tasks with hidden tests), NaN where not measured.
+      np.array([(v.extras or {}).get("hidden_reward", np.nan) for v in verdicts], np.float32),
     ],
     axis=1,
   )
-  reward_g, status_g, latencies, length_g, finished_g = distributed.gather_rows(table_g5).T
+  columns = distributed.gather_rows(table_gc).T
+  reward_g, status_g, latencies, length_g, finished_g, hidden_g = columns
   n = max(len(status_g), 1)
   counts = collections.Counter(_STATUSES[int(i)] for i in status_g)
   latencies = latencies if len(latencies) else np.zeros(1)
   m = {
     "reward/mean": float(np.mean(reward_g)) if len(reward_g) else 0.0,
     "accuracy": counts["ok"] / n,
+    **({"reward/hidden_mean": float(np.nanmean(hidden_g))} if np.isfinite(hidden_g).any() else {}),
     "response_length/mean": float(np.mean(length_g)),
     "response_length/max": float(np.max(length_g)),
     "response_length/truncated_frac": float(1.0 - np.mean(finished_g)),

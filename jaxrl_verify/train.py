@@ -10,6 +10,7 @@ only wires them. A run resumes from its workdir by itself.
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from typing import Any
@@ -33,6 +34,7 @@ from jaxrl_verify.models.transformer import Transformer, ValueModel
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams
 from jaxrl_verify.tokenizer import Tokenizer
+from jaxrl_verify.verifiers import base as verifier_base
 from jaxrl_verify.verifiers.pool import VerifierPool
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -289,6 +291,9 @@ def train_and_evaluate(
     donate_argnums=0,
   )
 
+  for module in config.verifier.imports:  # Registers user verifiers here too, to check names.
+    importlib.import_module(module)
+  verifier_base.get(task.verifier)  # An unknown name fails now, not as masked errors later.
   pool = VerifierPool(
     num_workers=config.verifier.workers,
     timeout_s=config.verifier.timeout_s,
@@ -372,64 +377,83 @@ def train_and_evaluate(
     start = 0
 
   # ---------------------------------------------------------------- the loop
+  collect_parts = dict(
+    sampler=sampler,
+    sampling=sampling,
+    scorer=scorer,
+    pool=pool,
+    verifier=task.verifier,
+    tokenizer=tokenizer,
+    mesh=mesh,
+  )
   metrics: dict[str, float] = {}
-  with ckpt_lib.PreemptionGuard() as guard:
-    for step in range(start + 1, config.total_steps + 1):
-      t_step = time.perf_counter()
-      rng, sample_rng, eval_rng = jax.random.split(state.rng, 3)
-      state = state.replace(rng=rng)
-      parts = dict(
-        sampler=sampler,
-        sampling=sampling,
-        scorer=scorer,
-        pool=pool,
-        verifier=task.verifier,
-        tokenizer=tokenizer,
-        mesh=mesh,
-      )
-      if config.algo.dynamic_sampling:
-        batch, metrics, _ = experience.collect_dynamic(
-          state, prompts, sample_rng, max_rounds=config.algo.max_resample_rounds, **parts
-        )
-      else:
-        batch, metrics, _ = experience.collect(state, next(prompts), sample_rng, **parts)
+  failed_steps = 0
+  try:
+    with ckpt_lib.PreemptionGuard() as guard:
+      for step in range(start + 1, config.total_steps + 1):
+        t_step = time.perf_counter()
+        rng, sample_rng, eval_rng = jax.random.split(state.rng, 3)
+        state = state.replace(rng=rng)
+        if config.algo.dynamic_sampling:
+          batch, metrics, _ = experience.collect_dynamic(
+            state, prompts, sample_rng, max_rounds=config.algo.max_resample_rounds, **collect_parts
+          )
+        else:
+          batch, metrics, _ = experience.collect(state, next(prompts), sample_rng, **collect_parts)
+        failed_steps = _check_verifier_health(metrics, failed_steps)
 
-      t0 = time.perf_counter()
-      state, update_metrics = update_fn(state, batch)
-      metrics.update(jax.device_get(update_metrics))  # Blocks: honest per-phase timings.
-      metrics["time/update"] = time.perf_counter() - t0
-      metrics["time/step"] = time.perf_counter() - t_step
-      metrics.update(pool.stats())
-      pool.reset_stats()
+        t0 = time.perf_counter()
+        state, update_metrics = update_fn(state, batch)
+        metrics.update(jax.device_get(update_metrics))  # Blocks: honest per-phase timings.
+        metrics["time/update"] = time.perf_counter() - t0
+        metrics["time/step"] = time.perf_counter() - t_step
+        metrics.update(pool.stats())
+        pool.reset_stats()
 
-      # Held-out eval: periodically, and always after the last step.
-      if step == config.total_steps or periodic.every(step, config.eval.every):
-        metrics.update(run_eval(state, eval_rng))
-      if periodic.every(step, config.log_every, total_steps=config.total_steps) or (
-        "eval/accuracy" in metrics
-      ):
-        writer.write(step, metrics)
-      stop = guard.should_stop_any_process() or step == stop_after
-      if stop or periodic.every(step, config.checkpoint_every, total_steps=config.total_steps):
-        checkpointer.save(
-          step,
-          state,
-          {"data": prompts.get_state(), "policy_version": step, "config": config.to_dict()},
-          force=True,
-        )
-      if stop:
-        why = guard.signal_name or "stop_after"
-        logging.warning("Stopping at step %d (%s); resume with the same command.", step, why)
-        break
-
-  # ---------------------------------------------------------------- wrap up
-  checkpointer.wait()
-  checkpointer.close()
-  writer.close()
-  pool.close()
+        # Held-out eval: periodically, and always after the last step.
+        if step == config.total_steps or periodic.every(step, config.eval.every):
+          metrics.update(run_eval(state, eval_rng))
+        if "eval/accuracy" in metrics or periodic.every(
+          step, config.log_every, total_steps=config.total_steps
+        ):
+          writer.write(step, metrics)
+        stop = guard.should_stop_any_process() or step == stop_after
+        if stop or periodic.every(step, config.checkpoint_every, total_steps=config.total_steps):
+          checkpointer.save(
+            step,
+            state,
+            {"data": prompts.get_state(), "policy_version": step, "config": config.to_dict()},
+            force=True,
+          )
+        if stop:
+          why = guard.signal_name or "stop_after"
+          logging.warning("Stopping at step %d (%s); resume with the same command.", step, why)
+          break
+    checkpointer.wait()
+  finally:
+    # ------------------------------------------------------------ wrap up (also on errors)
+    checkpointer.close()
+    writer.close()
+    pool.close()
   if distributed.is_main_process():
     plot.plot_reward_curve(workdir)
   return state, metrics
+
+
+def _check_verifier_health(metrics: dict[str, float], failed_steps: int, patience: int = 3) -> int:
+  """Counts consecutive steps whose every verdict failed; raises after `patience`.
+
+  With failures masked out of the loss such a run would train on nothing, silently.
+  """
+  failed = metrics["verify/frac_error"] + metrics["verify/frac_timeout"] >= 1.0
+  failed_steps = failed_steps + 1 if failed else 0
+  if failed_steps >= patience:
+    raise RuntimeError(
+      f"Every verdict of the last {patience} steps was an error or a timeout, so nothing "
+      "is being learnt; check the verifier on a few completions with "
+      "`python -m jaxrl_verify.score` (config.verifier.timeout_s, config.verifier.imports)."
+    )
+  return failed_steps
 
 
 def main(argv):

@@ -4,6 +4,7 @@ import io
 import json
 import math
 import os
+import select
 import struct
 import subprocess
 import sys
@@ -91,8 +92,13 @@ def test_console_tty_redraws_in_place(tmp_path):
   with os.fdopen(slave, "w") as tty, MetricsWriter(tmp_path, total_steps=5, stream=tty) as writer:
     for step in (1, 2):
       writer.write(step, {"accuracy": 0.5})
-    shown = os.read(master, 4096)
-    assert shown.count(b"\r") == 2 and b"\n" not in shown and b"step 2/5" in shown
+    tty.flush()
+    shown = b""
+    while b"step 2/5" not in shown:  # A pty may hand the bytes over in pieces.
+      ready, _, _ = select.select([master], [], [], 10.0)
+      assert ready, f"the console line never arrived: {shown!r}"
+      shown += os.read(master, 4096)
+    assert shown.count(b"\r") == 2 and b"\n" not in shown
   os.close(master)
 
 
