@@ -36,13 +36,31 @@ import resource
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
+
+def _host_devices(argv) -> int:
+  """`--host-devices N`, read before JAX starts (the device count is fixed at start-up)."""
+  for i, arg in enumerate(argv):
+    if arg == "--host-devices" and i + 1 < len(argv):
+      return int(argv[i + 1])
+    if arg.startswith("--host-devices="):
+      return int(arg.split("=", 1)[1])
+  return 1
+
+
+if _host_devices(sys.argv) > 1:
+  os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + f" --xla_force_host_platform_device_count={_host_devices(sys.argv)}"
+  )
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxrl_verify import sharding  # noqa: E402
 from jaxrl_verify.models.config import get_preset  # noqa: E402
 from jaxrl_verify.models.transformer import Transformer  # noqa: E402
 from jaxrl_verify.sampler import Sampler, SamplingParams  # noqa: E402
@@ -91,9 +109,21 @@ def _measure(run) -> tuple[float, float]:
 
 def make_ours(cfg, batch: int):
   """(run(i), compile_s): one jitted `Sampler.generate` call, warmed up."""
-  graphdef, state = nnx.split(Transformer(cfg, rngs=nnx.Rngs(0)))
+  mesh = None
+  if jax.device_count() > 1:
+    # Data parallel over host devices: on a CPU each device runs on its own core.
+    mesh = sharding.make_mesh((-1, 1, 1))
+    graphdef, state, _ = sharding.create_sharded(lambda: Transformer(cfg, rngs=nnx.Rngs(0)), mesh)
+  else:
+    graphdef, state = nnx.split(Transformer(cfg, rngs=nnx.Rngs(0)))
   sampler = Sampler(
-    graphdef, cfg, max_prompt_len=PROMPT_LEN, max_new_tokens=NEW_TOKENS, eos_id=None, pad_id=0
+    graphdef,
+    cfg,
+    max_prompt_len=PROMPT_LEN,
+    max_new_tokens=NEW_TOKENS,
+    eos_id=None,
+    pad_id=0,
+    mesh=mesh,
   )
   tokens = np.random.default_rng(0).integers(1, cfg.vocab_size, (batch, PROMPT_LEN))
   mask = np.ones_like(tokens, bool)
@@ -173,6 +203,12 @@ def main(argv=None) -> None:
     help="torch intra-op threads for the peer (default: torch's own choice)",
   )
   parser.add_argument("--repeats", type=int, default=3, help="timed calls (best is kept)")
+  parser.add_argument(
+    "--host-devices",
+    type=int,
+    default=1,
+    help="split the CPU into N XLA host devices and shard the batch over them (data parallel)",
+  )
   args = parser.parse_args(argv)
   try:
     batches = [int(b) for b in args.batch_sizes.split(",")]
@@ -202,6 +238,7 @@ def main(argv=None) -> None:
       "peak_gflop_per_s": round(peak / 1e9, 2),
       "cpu_s_per_call": round(cpu, 3),
       "device": jax.devices()[0].device_kind,
+      "host_devices": jax.device_count(),
     }
     if peer is not None:
       peer_wall, peer_cpu = min(t for t, _ in peer_t), min(c for _, c in peer_t)
