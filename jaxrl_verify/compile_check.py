@@ -54,7 +54,7 @@ GIB = 1024**3
 HBM_BYTES = {
   "TPU v4": 32 * GIB,
   "TPU v5 lite": 16 * GIB,
-  "TPU v5": 95 * GIB,
+  "TPU v5": int(95.73 * GIB),  # v5p: what XLA reports as available.
   "TPU v6 lite": 32 * GIB,
 }
 # Accelerator-type prefix -> (topology-name prefix, TensorCores per chip, torus dims).
