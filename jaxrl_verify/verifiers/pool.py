@@ -13,9 +13,12 @@ workers through `multiprocessing`, whose spawn start method re-imports the paren
 `__main__` in every worker, so a trainer script with `import jax` at the top would import
 JAX in each verifier worker. Pebble also does not expose respawn or crash counts, nor
 kill a worker's process group (the code verifier's sandbox children). Workers here are
-started with `subprocess` as `python -m jaxrl_verify.verifiers.pool` (a spawn, without
-the `__main__` re-import), in their own session, with PR_SET_PDEATHSIG so they die with
-the parent even on SIGKILL; `close()` also runs at exit and on SIGTERM.
+started with `subprocess` as `python -m jaxrl_verify.verifiers.pool_worker` (a spawn,
+without the `__main__` re-import), in their own session, with PR_SET_PDEATHSIG so they
+die with the parent even on SIGKILL; `close()` also runs at exit and on SIGTERM.
+
+Modules: this one is the parent's dispatcher; `pool_worker` holds the worker handle and
+the worker process's loop; `pool_stats` the metrics.
 """
 
 from __future__ import annotations
@@ -24,29 +27,28 @@ import atexit
 import collections
 import contextlib
 import dataclasses
-import importlib
 import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any
 
-from jaxrl_verify.verifiers.base import STATUSES, Verdict
+from jaxrl_verify.verifiers.base import Verdict
+from jaxrl_verify.verifiers.pool_stats import PoolStats
+from jaxrl_verify.verifiers.pool_worker import STARTUP_TIMEOUT_S, Worker, kill_group
+
+__all__ = ["STARTUP_TIMEOUT_S", "PoolStats", "VerifierPool", "Worker", "kill_group"]
 
 _LIVE_POOLS: weakref.WeakSet[VerifierPool] = weakref.WeakSet()
 _FAILED_STARTS_BEFORE_GIVING_UP = 3
 # One idle, already-imported worker beyond `num_workers`, so a killed worker's replacement
 # is warm at once instead of after a ~1 s interpreter + sympy start-up.
 _SPARE_WORKERS = 1
-STARTUP_TIMEOUT_S = 120.0  # A worker that has not imported its modules by then is killed.
 
 
 class VerifierPool:
@@ -345,126 +347,6 @@ def _freeze(value: Any) -> Any:
   return json.dumps(value, sort_keys=True, default=repr)
 
 
-# --- worker handles and statistics (parent side) ---
-
-
-def kill_group(pid: int, sig: int) -> None:
-  """Signals a worker's whole process group (the worker and anything it started)."""
-  with contextlib.suppress(ProcessLookupError, PermissionError):
-    os.killpg(pid, sig)
-
-
-@dataclasses.dataclass
-class Worker:
-  """The parent's handle on one worker process.
-
-  Attributes:
-    proc: the process, leader of its own session and process group.
-    conn: the parent's end of the worker's socket.
-    ready: whether the worker finished importing and accepts items.
-    task: (ticket, timeout_s) of the item it holds, or None when idle.
-    started: `time.monotonic()` when it received the current item.
-    deadline: `started + timeout_s`; before it is ready, its start-up deadline.
-    num_tasks: items finished, for recycling.
-  """
-
-  proc: subprocess.Popen
-  conn: Connection
-  ready: bool = False
-  task: tuple[int, float] | None = None
-  started: float = 0.0
-  deadline: float = float("inf")
-  num_tasks: int = 0
-
-  @classmethod
-  def start(cls, memory_limit_mb: int | None, imports: Sequence[str]) -> Worker:
-    parent_sock, child_sock = socket.socketpair()
-    fd = child_sock.fileno()
-    # The parent's sys.path, so that `imports` resolve in the worker as they do here.
-    path = os.pathsep.join(p or os.getcwd() for p in sys.path)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=path)
-    argv = [str(fd), str(os.getpid()), str(memory_limit_mb or 0), json.dumps(list(imports))]
-    proc = subprocess.Popen(
-      [sys.executable, "-m", "jaxrl_verify.verifiers.pool", *argv],
-      pass_fds=(fd,),
-      start_new_session=True,
-      env=env,
-      stdin=subprocess.DEVNULL,
-      stdout=subprocess.DEVNULL,
-    )
-    child_sock.close()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    return cls(proc=proc, conn=Connection(parent_sock.detach()), deadline=deadline)
-
-  def send(self, ticket: int, request: tuple, timeout_s: float) -> None:
-    self.conn.send((ticket, request))
-    self.task = (ticket, timeout_s)
-    self.started = time.monotonic()
-    self.deadline = self.started + timeout_s
-
-  def exit_cause(self) -> str:
-    """Why the (dead) worker exited, e.g. 'killed by SIGSEGV' or 'exit code 3'."""
-    try:
-      code = self.proc.wait(timeout=2.0)
-    except subprocess.TimeoutExpired:
-      self.stop()
-      return "its socket closed; killed"
-    if code < 0:
-      return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-  def stop(self) -> None:
-    """SIGTERM, then SIGKILL after 0.5 s, to the worker's group; reaps it."""
-    if self.proc.poll() is None:
-      kill_group(self.proc.pid, signal.SIGTERM)
-      with contextlib.suppress(subprocess.TimeoutExpired):
-        self.proc.wait(timeout=0.5)
-    kill_group(self.proc.pid, signal.SIGKILL)  # Also reaches children left in the group.
-    self.proc.wait()
-    self.conn.close()
-
-
-class PoolStats:
-  """Counters and latencies since the last reset (latencies exclude cache hits)."""
-
-  def __init__(self):
-    self.first_submit: float | None = None
-    self.last_done: float | None = None
-    self.latencies: list[float] = []
-    self.status_counts: collections.Counter[str] = collections.Counter()
-    self.completed = self.cache_hits = self.crashes = self.respawns = 0
-
-  def submitted(self, now: float) -> None:
-    if self.first_submit is None:
-      self.first_submit = now
-
-  def record(self, verdict: Verdict, now: float, cached: bool) -> None:
-    self.completed += 1
-    self.status_counts[verdict.status] += 1
-    self.last_done = now
-    if not cached:
-      self.latencies.append(verdict.latency_s)
-
-  def summary(self) -> dict[str, float]:
-    span = (self.last_done or 0.0) - (self.first_submit or 0.0)
-    lat = sorted(self.latencies)
-    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0.0
-    out = {
-      "verify/completed": float(self.completed),
-      "verify/throughput_per_s": self.completed / span if span > 0 else 0.0,
-      "verify/latency_p50_s": pct(0.5),
-      "verify/latency_p99_s": pct(0.99),
-      "verify/latency_max_s": lat[-1] if lat else 0.0,
-      "verify/timeouts": float(self.status_counts["timeout"]),
-      "verify/errors": float(self.status_counts["error"]),
-      "verify/crashes": float(self.crashes),
-      "verify/respawns": float(self.respawns),
-      "verify/cache_hits": float(self.cache_hits),
-    }
-    out.update({f"verify/status_{s}": float(self.status_counts[s]) for s in STATUSES})
-    return out
-
-
 # --- parent exit hooks ---
 
 _HOOKS_INSTALLED = False
@@ -497,70 +379,3 @@ def _install_exit_hooks() -> None:
   in_main = threading.current_thread() is threading.main_thread()
   if in_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
     signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-# --- worker process ---
-
-
-def _check(name: str, completion: str, reference: Any, fields: dict) -> tuple[Verdict, bool]:
-  """Runs one verifier; returns (verdict, whether this worker must exit afterwards)."""
-  from jaxrl_verify.verifiers import base
-
-  start = time.perf_counter()
-  fatal = False
-  try:
-    verdict = base.get(name)(completion, reference, **fields)
-    if not isinstance(verdict, Verdict):
-      verdict = Verdict("error", 0.0, reason=f"verifier {name!r} returned {type(verdict).__name__}")
-  except MemoryError:
-    fatal = True  # The heap may be fragmented: recycle the worker.
-    verdict = Verdict("error", 0.0, reason="MemoryError: the check hit the worker memory limit")
-  except SystemExit as e:
-    verdict = Verdict("error", 0.0, reason=f"the check called sys.exit({e.code!r})")
-  except BaseException as e:  # noqa: BLE001 - every failure of a check is a verdict.
-    verdict = Verdict("error", 0.0, reason=f"{type(e).__name__}: {e}"[:300])
-  return dataclasses.replace(verdict, latency_s=time.perf_counter() - start), fatal
-
-
-def _worker_main(fd: int, parent_pid: int, memory_limit_mb: int, imports: list[str]) -> None:
-  signal.signal(signal.SIGINT, signal.SIG_IGN)  # The parent decides when workers stop.
-  try:
-    import ctypes
-
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent.
-  except (OSError, AttributeError):
-    pass
-  if os.getppid() != parent_pid:
-    os._exit(0)
-  conn = Connection(fd)
-  if memory_limit_mb > 0:
-    import resource
-
-    limit = memory_limit_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-  try:
-    from jaxrl_verify.verifiers import base
-
-    for module in imports:  # First, so that a bad module name fails fast.
-      importlib.import_module(module)
-    base.names()  # Imports the built-in verifiers (and so sympy) before the first item.
-  except BaseException:  # noqa: BLE001
-    conn.send(("failed", traceback.format_exc(limit=4)))
-    os._exit(1)
-  conn.send(("ready",))
-  while True:
-    try:
-      message = conn.recv()
-    except (EOFError, OSError):
-      os._exit(0)
-    if message is None:
-      os._exit(0)
-    ticket, (name, completion, reference, fields) = message
-    verdict, fatal = _check(name, completion, reference, fields)
-    conn.send((ticket, verdict, fatal))
-    if fatal:
-      os._exit(0)
-
-
-if __name__ == "__main__":
-  _worker_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]))
