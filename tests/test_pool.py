@@ -75,7 +75,9 @@ def test_each_fault_costs_only_its_item():
       assert reason in verdict.reason, (verifier, verdict)
   assert stats["verify/timeouts"] == 2
   assert stats["verify/crashes"] == 2  # segfault, os._exit
-  assert stats["verify/respawns"] >= 5  # + two timeouts and the MemoryError recycle
+  # Failures only: + two timeouts and the MemoryError; no routine recycle (limit 1000).
+  assert stats["verify/respawns"] == 5
+  assert stats["verify/recycles"] == 0
   assert _children() <= before  # no worker (or its children) outlives close()
 
 
@@ -137,7 +139,11 @@ def test_submit_as_you_go_cache_timeout_override_and_stats():
 def test_workers_are_recycled_after_max_tasks():
   with _pool(num_workers=1, max_tasks_per_worker=2, cache_size=0) as pool:
     verdicts = pool.map([{"verifier": "test_probe", "completion": "", "reference": ""}] * 6)
+    stats = pool.stats()
   assert len({v.extras["pid"] for v in verdicts}) == 3
+  # Each worker is replaced after its 2nd item (the 3rd before the 6th verdict is out).
+  assert stats["verify/recycles"] == 3
+  assert stats["verify/respawns"] == 0  # routine recycling is not a failure
 
 
 _PARENT = textwrap.dedent(

@@ -64,7 +64,8 @@ class VerifierPool:
     num_workers: items checked at once (one more idle, warm worker is kept as a spare).
     timeout_s: default per-item deadline, measured from when a worker starts the item.
     memory_limit_mb: RLIMIT_AS per worker (None: unlimited).
-    max_tasks_per_worker: recycle a worker after this many items (None: never).
+    max_tasks_per_worker: recycle a worker after this many items (None: never); counted
+      as `verify/recycles`, apart from `verify/respawns` (replacements after a failure).
     cache_size: LRU results cache keyed by (verifier, completion, reference, fields);
       only `ok`/`wrong`/`invalid` verdicts are cached. 0 disables it.
     imports: extra modules each worker imports at start (to register user verifiers).
@@ -289,7 +290,7 @@ class VerifierPool:
       self._failed_starts = 0
       return
     if message[0] == "failed":
-      self._replace(worker, respawn=False)
+      self._replace(worker, why=None)
       self._failed_starts += 1
       if self._failed_starts >= _FAILED_STARTS_BEFORE_GIVING_UP:
         self._broken = f"verifier workers fail to start: {message[1][-300:]}"
@@ -298,8 +299,10 @@ class VerifierPool:
     worker.task = None
     worker.num_tasks += 1
     limit = self.max_tasks_per_worker
-    if retiring or (limit and worker.num_tasks >= limit):
+    if retiring:  # The check failed in a way that leaves the worker unfit (MemoryError).
       self._replace(worker)
+    elif limit and worker.num_tasks >= limit:
+      self._replace(worker, why="recycle")
     with self._cond:
       self._finish(ticket, verdict)
 
@@ -321,7 +324,7 @@ class VerifierPool:
     now = time.monotonic()
     for worker in list(self._workers):
       if not worker.ready and now >= worker.deadline:  # hung while importing
-        self._replace(worker, respawn=False)
+        self._replace(worker, why=None)
         self._failed_starts += 1
         if self._failed_starts >= _FAILED_STARTS_BEFORE_GIVING_UP:
           self._broken = f"verifier workers not ready within {STARTUP_TIMEOUT_S:g} s"
@@ -333,11 +336,23 @@ class VerifierPool:
           reason = f"no verdict within {timeout_s:g} s; worker killed"
           self._finish(ticket, Verdict("timeout", 0.0, elapsed, reason))
 
-  def _replace(self, worker: Worker, respawn: bool = True) -> None:
+  def _replace(self, worker: Worker, why: str | None = "failure") -> None:
+    """Stops `worker`; `_fill_workers` starts its replacement.
+
+    Args:
+      worker: the worker to stop and drop.
+      why: "failure" (crash, timeout kill, MemoryError; counted in `respawns`),
+        "recycle" (`max_tasks_per_worker` reached; counted in `recycles`), or None for a
+        worker that never started (counted in `_failed_starts` by the caller).
+    """
     worker.stop()
     self._workers.remove(worker)
-    if respawn and not self._closed:
+    if self._closed:
+      return
+    if why == "failure":
       self._stats.respawns += 1
+    elif why == "recycle":
+      self._stats.recycles += 1
 
 
 def _freeze(value: Any) -> Any:

@@ -18,7 +18,8 @@ class PoolStats:
     completed: verdicts recorded (cache hits included).
     cache_hits: verdicts answered from the cache.
     crashes: items whose worker died while checking them.
-    respawns: workers replaced (after a failure or after `max_tasks_per_worker` items).
+    respawns: workers replaced after a failure (crash, timeout kill, MemoryError).
+    recycles: workers replaced routinely after `max_tasks_per_worker` items.
   """
 
   def __init__(self):
@@ -26,7 +27,7 @@ class PoolStats:
     self.last_done: float | None = None
     self.latencies: list[float] = []
     self.status_counts: collections.Counter[str] = collections.Counter()
-    self.completed = self.cache_hits = self.crashes = self.respawns = 0
+    self.completed = self.cache_hits = self.crashes = self.respawns = self.recycles = 0
 
   def submitted(self, now: float) -> None:
     if self.first_submit is None:
@@ -53,6 +54,7 @@ class PoolStats:
       "verify/errors": float(self.status_counts["error"]),
       "verify/crashes": float(self.crashes),
       "verify/respawns": float(self.respawns),
+      "verify/recycles": float(self.recycles),
       "verify/cache_hits": float(self.cache_hits),
     }
     out.update({f"verify/status_{s}": float(self.status_counts[s]) for s in STATUSES})
