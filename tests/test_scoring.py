@@ -17,6 +17,28 @@ def _np_log_softmax(x):
   return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+def test_logit_helpers_match_numpy_on_any_leading_shape():
+  rng = np.random.default_rng(3)
+  logits = rng.normal(scale=30.0, size=(2, 3, 4, 11)).astype(np.float32)
+  logits[0, 0, 0, :5] = -np.inf  # masked vocabulary entries
+  tokens = rng.integers(5, 11, size=(2, 3, 4))
+  x = logits.astype(np.float64)
+  lse = np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1)) + x.max(-1)
+  p = np.exp(x - lse[..., None])
+  want_ent = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(-1)
+  want_lp = np.take_along_axis(x, tokens[..., None], -1)[..., 0] - lse
+  logprobs_fn, entropy_fn = jax.jit(scoring.gather_logprobs), jax.jit(scoring.entropy)
+  np.testing.assert_allclose(logprobs_fn(logits, tokens), want_lp, rtol=1e-5, atol=1e-4)
+  # Logits of scale 30: the log_softmax form errs by ~1e-7 here, the cancelling
+  # `logsumexp(z) - sum p z` by ~5e-6, so this tolerance holds the precise form.
+  np.testing.assert_allclose(entropy_fn(logits), want_ent, rtol=0, atol=1e-6)
+  lp_bf16 = logprobs_fn(jnp.asarray(logits, jnp.bfloat16), tokens)
+  assert lp_bf16.dtype == jnp.float32 and lp_bf16.shape == (2, 3, 4)
+  assert np.all(np.isfinite(lp_bf16))
+  g = jax.grad(lambda z: scoring.entropy(z).sum() + scoring.gather_logprobs(z, tokens[1]).sum())
+  assert np.all(np.isfinite(jax.jit(g)(jnp.asarray(logits)[1])))
+
+
 @pytest.fixture(scope="module")
 def setup():
   cfg = get_preset("tiny")

@@ -31,7 +31,12 @@ def gather_logprobs(logits_btv, tokens_bt) -> jax.Array:
 
 
 def entropy(logits_btv) -> jax.Array:
-  """float32 entropy `-sum_v p_v log p_v` of softmax(logits), any leading shape."""
+  """float32 entropy `-sum_v p_v log p_v` of softmax(logits), any leading shape.
+
+  `-inf` logits (a masked vocabulary) add 0.
+  """
+  # log_softmax shifts by the max first, so -sum p log p has no large cancelling terms;
+  # the textbook `logsumexp(z) - sum p z` loses ~1e-5..1e-4 once logits reach tens.
   logp = jax.nn.log_softmax(logits_btv.astype(jnp.float32), axis=-1)
   p = jnp.exp(logp)
   return -jnp.where(p > 0, p * logp, 0.0).sum(-1)

@@ -1,4 +1,7 @@
-"""Policy and value losses, loss aggregations and per-token logit helpers (pure jnp).
+"""Policy and value losses and loss aggregations (pure jnp).
+
+Per-token logprobs and entropies from logits live in `models/scoring.py`
+(`gather_logprobs`, `entropy`).
 
 Aggregations (`AGGREGATIONS`) reduce a per-token quantity x_gt under a mask to a
 scalar with explicit, *global* normalisers: `num_tokens` (real tokens in the whole
@@ -18,34 +21,6 @@ import jax.numpy as jnp
 from jaxrl_verify.rl.registry import Registry
 
 AGGREGATIONS: Registry = Registry("loss aggregation")
-
-
-# ------------------------------------------------------------------ logit helpers
-
-
-def token_logprobs(logits_gtv, tokens_gt) -> jax.Array:
-  """log softmax(logits)[token] in float32, for any leading shape [..., v] / [...].
-
-  log p(y) = z_y - logsumexp(z)
-  """
-  logits = jnp.asarray(logits_gtv, jnp.float32)
-  picked = jnp.take_along_axis(logits, jnp.asarray(tokens_gt)[..., None], axis=-1)[..., 0]
-  return picked - jax.nn.logsumexp(logits, axis=-1)
-
-
-def token_entropy(logits_gtv) -> jax.Array:
-  """Entropy of softmax(logits) in float32, for any leading shape [..., v] -> [...].
-
-    H = -sum_v p_v log p_v,  log p = log_softmax(z)
-
-  Stable for large logits and for -inf entries (masked vocabulary), which add 0.
-  """
-  logits = jnp.asarray(logits_gtv, jnp.float32)
-  # log_softmax shifts by the max first, so -sum p log p has no large cancelling terms
-  # (lse(z) - sum p z loses ~1e-4 absolute precision once logits reach tens).
-  logp = jax.nn.log_softmax(logits, axis=-1)
-  p = jnp.exp(logp)
-  return -jnp.where(p > 0, p * logp, 0.0).sum(-1)
 
 
 # ------------------------------------------------------------------ aggregations
