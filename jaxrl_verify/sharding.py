@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import numpy as np
 from absl import logging
 from flax import nnx
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
@@ -161,8 +160,3 @@ def describe(state: Any) -> str:
 
 def log_shardings(state: Any, title: str) -> None:
   logging.info("%s shardings:\n%s", title, describe(state))
-
-
-def host_local_array(x: np.ndarray, mesh: Mesh) -> jax.Array:
-  """Places a host batch on the mesh along its leading axis (single-process path)."""
-  return jax.device_put(x, batch_sharding(mesh, np.ndim(x)))
