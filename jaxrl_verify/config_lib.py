@@ -12,9 +12,9 @@ import os
 import ml_collections as mlc
 
 from jaxrl_verify import sharding
+from jaxrl_verify.rl.shaping import FAILURE_POLICIES
 
 GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo")
-FAILURE_POLICIES = ("mask", "zero")
 KL_PLACEMENTS = ("loss", "reward", "none")
 
 
