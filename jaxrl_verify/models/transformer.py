@@ -160,26 +160,21 @@ class Attention(nnx.Module):
       bias_shape=(n, h) if bias else None,
       bias_axes=("heads", "head_dim"),
     )
-    self.k_proj = Dense(
-      "btd,dkh->btkh",
-      (d, k, h),
-      ("embed", "kv_heads", "head_dim"),
-      cfg,
-      rngs=rngs,
-      fan_in=d,
-      bias_shape=(k, h) if bias else None,
-      bias_axes=("kv_heads", "head_dim"),
-    )
-    self.v_proj = Dense(
-      "btd,dkh->btkh",
-      (d, k, h),
-      ("embed", "kv_heads", "head_dim"),
-      cfg,
-      rngs=rngs,
-      fan_in=d,
-      bias_shape=(k, h) if bias else None,
-      bias_axes=("kv_heads", "head_dim"),
-    )
+
+    def kv_proj() -> Dense:  # Keys and values share one layout: k (<= n) heads of size h.
+      return Dense(
+        "btd,dkh->btkh",
+        (d, k, h),
+        ("embed", "kv_heads", "head_dim"),
+        cfg,
+        rngs=rngs,
+        fan_in=d,
+        bias_shape=(k, h) if bias else None,
+        bias_axes=("kv_heads", "head_dim"),
+      )
+
+    self.k_proj = kv_proj()  # Initialised before v_proj: the order of random draws is kept.
+    self.v_proj = kv_proj()
     self.o_proj = Dense(
       "btnh,nhd->btd", (n, h, d), ("heads", "head_dim", "embed"), cfg, rngs=rngs, fan_in=n * h
     )
