@@ -17,16 +17,15 @@ HumanEval `check` (its `check(candidate)` source).
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxrl_verify.data import tasks
+from jaxrl_verify.data.public import read_jsonl
 
 SIZES = {"tiny": (32, 16), "small": (2000, 200), "default": (20000, 1000)}
 NUM_VISIBLE, NUM_HIDDEN = 3, 5
@@ -302,17 +301,6 @@ class _Manual(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return path
 
 
-def _rows(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rt", encoding="utf-8") as f:
-    for n, line in enumerate(f, 1):
-      if line.strip():
-        try:
-          yield n, json.loads(line)
-        except json.JSONDecodeError as e:
-          raise ValueError(f"{path} line {n} is not valid JSON ({e.msg}).") from None
-
-
 class Mbpp(_Manual):
   """MBPP (Austin et al. 2021) from the user's mbpp.jsonl."""
 
@@ -322,7 +310,7 @@ class Mbpp(_Manual):
 
   def _split_generators(self, dl_manager):
     path = self._path(dl_manager)
-    ids = [int(row["task_id"]) for _, row in _rows(path)]
+    ids = [int(row["task_id"]) for _, row in read_jsonl(path)]
     # tfds rejects empty splits; a partial file (e.g. only the test tasks) keeps what it has.
     return {
       s: self._generate_examples(path, lo, hi)
@@ -331,7 +319,7 @@ class Mbpp(_Manual):
     }
 
   def _generate_examples(self, path: str, lo: int, hi: int):
-    for n, row in _rows(path):
+    for n, row in read_jsonl(path):
       task_id = int(row["task_id"])
       if not lo <= task_id <= hi:
         continue
@@ -365,7 +353,7 @@ class HumanEval(_Manual):
     return {"test": self._generate_examples(self._path(dl_manager))}
 
   def _generate_examples(self, path: str):
-    for _, row in _rows(path):
+    for _, row in read_jsonl(path):
       key = row["task_id"].replace("/", "-")
       yield (
         key,

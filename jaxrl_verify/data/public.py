@@ -17,6 +17,7 @@ once into `DATA_DIR/<builder name>/`; delete that folder to re-read changed file
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -92,7 +93,7 @@ class Gsm8k(_ManualBuilder):
     return {s: self._generate_examples(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")}
 
   def _generate_examples(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for n, row in _read_jsonl(path, ("question", "answer")):
+    for n, row in read_jsonl(path, ("question", "answer")):
       work, sep, final = row["answer"].rpartition("####")
       if not sep:
         raise ValueError(f"{path} line {n} has no '####' before the final answer.")
@@ -144,7 +145,7 @@ class MathDataset(_ManualBuilder):
             rows.append((os.path.relpath(path, root)[:-5], _read_json(path)))
     else:
       path = os.path.join(root, f"{split}.jsonl")
-      rows = [(f"{split}/{n}", row) for n, row in _read_jsonl(path, ("problem", "solution"))]
+      rows = [(f"{split}/{n}", row) for n, row in read_jsonl(path, ("problem", "solution"))]
     for rel, row in rows:
       answer = last_boxed(row["solution"])
       if answer is None:
@@ -175,8 +176,13 @@ def _read_json(path: str) -> dict[str, Any]:
   return row
 
 
-def _read_jsonl(path: str, keys: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
-  with open(path, encoding="utf-8") as f:
+def read_jsonl(path: str, keys: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+  """Yields (line number, object) for each non-blank line of a .jsonl or .jsonl.gz file.
+
+  A line that is not JSON, or lacks one of `keys`, is a one-sentence ValueError naming it.
+  """
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rt", encoding="utf-8") as f:
     for n, line in enumerate(f, 1):
       if not line.strip():
         continue
