@@ -45,15 +45,7 @@ def _pad_batch(batch: PromptBatch, size: int) -> tuple[PromptBatch, int]:
     return PromptBatch(
       np.zeros(mask.shape, np.int32), mask, [""] * size, [""] * size, [{}] * size, [""] * size
     ), 0
-  idx = list(range(b)) + [b - 1] * (size - b)
-  return PromptBatch(
-    tokens_bp=batch.tokens_bp[idx],
-    mask_bp=batch.mask_bp[idx],
-    prompts=[batch.prompts[i] for i in idx],
-    references=[batch.references[i] for i in idx],
-    fields=[batch.fields[i] for i in idx],
-    ids=[batch.ids[i] for i in idx],
-  ), b
+  return _rows(batch, list(range(b)) + [b - 1] * (size - b)), b
 
 
 def _sample_and_verify(
