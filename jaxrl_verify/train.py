@@ -33,7 +33,7 @@ from jaxrl_verify.models import io as model_io
 from jaxrl_verify.models.transformer import Transformer, ValueModel
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams
-from jaxrl_verify.tokenizer import Tokenizer
+from jaxrl_verify.tokenizer import Tokenizer, load_any
 from jaxrl_verify.verifiers import base as verifier_base
 from jaxrl_verify.verifiers.pool import VerifierPool
 
@@ -50,13 +50,13 @@ def setup_tokenizer(config, task, data_dir: str, workdir: str) -> Tokenizer:
   A trained tokenizer is written to WORKDIR/tokenizer.model and reused on resume.
   """
   if config.tokenizer.path:
-    return Tokenizer.load(config.tokenizer.path)
+    return load_any(config.tokenizer.path)  # sentencepiece .model or HF tokenizer.json
   if config.model.init_from:
     tok = model_io.load_tokenizer(config.model.init_from)
     if tok is None:
       raise ValueError(
-        f"config.model.init_from={config.model.init_from!r} carries no tokenizer.model; set "
-        "config.tokenizer.path to the model's sentencepiece file."
+        f"config.model.init_from={config.model.init_from!r} carries no tokenizer; set "
+        "config.tokenizer.path to its tokenizer.json or sentencepiece .model file."
       )
     return tok
   path = os.path.join(workdir, "tokenizer.model")
