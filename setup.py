@@ -27,6 +27,7 @@ setuptools.setup(
     "latex2sympy2_extended>=1.10",
     "pebble>=5.1",
     "psutil>=5.9",
+    "tokenizers>=0.15",
   ],
   extras_require={
     "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"]

@@ -11,6 +11,9 @@ Typical use:
   tok = Tokenizer.train(texts, vocab_size=512, model_prefix_or_dir=workdir)
   tokens_bp, mask_bp = tok.encode_batch(prompts, max_len=64)
   tok2 = Tokenizer.from_serialized(tok.serialized_proto())  # e.g. from a checkpoint
+
+`load_any(path)` loads this kind or a Hugging Face `tokenizer.json`
+(`jaxrl_verify.hf_tokenizer.HFTokenizer`, same interface) by what the path holds.
 """
 
 from __future__ import annotations
@@ -156,6 +159,10 @@ class Tokenizer:
     """The model as bytes, so a checkpoint can carry the tokenizer."""
     return self._sp.serialized_model_proto()
 
+  def files(self) -> dict[str, bytes]:
+    """File name -> contents for a model directory (`models.io.save_model`)."""
+    return {MODEL_FILENAME: self.serialized_proto()}
+
   def __getstate__(self):
     return {"proto": self.serialized_proto(), "path": self.path}
 
@@ -255,6 +262,45 @@ class Tokenizer:
       mask = np.asarray(mask, bool)
       return [self.decode(row[m]) for row, m in zip(tokens, mask)]
     return [self.decode(row) for row in tokens]
+
+
+def load_any(path: str | os.PathLike):
+  """The tokenizer at `path`: a Hugging Face `tokenizer.json` or a sentencepiece `.model`.
+
+  Args:
+    path: a `tokenizer.json` file (its directory's `tokenizer_config.json` and
+      `special_tokens_map.json` name the special tokens), a sentencepiece `.model` file,
+      or a directory holding either. A directory with both (e.g. a Llama-2 or Gemma
+      Hugging Face export) gives the `tokenizer.json`: `transformers` uses that one too,
+      and its config names the special tokens.
+
+  Returns:
+    A `jaxrl_verify.hf_tokenizer.HFTokenizer` or a `Tokenizer` (the same interface).
+
+  Raises:
+    FileNotFoundError: `path` is neither kind of file nor a directory holding one.
+  """
+  from etils import epath  # Lazy, like the tokenizers import: only needed here.
+
+  p = epath.Path(path)
+  hf_file = None
+  if p.is_dir():
+    if (p / "tokenizer.json").exists():
+      hf_file = p / "tokenizer.json"
+    elif (p / MODEL_FILENAME).exists():
+      p = p / MODEL_FILENAME
+  elif p.name.endswith(".json") and p.exists():
+    hf_file = p
+  if hf_file is not None:
+    from jaxrl_verify.hf_tokenizer import HFTokenizer
+
+    return HFTokenizer.load(hf_file)
+  if p.is_file() and not p.name.endswith(".json"):
+    return Tokenizer.from_serialized(p.read_bytes(), path=str(p))
+  raise FileNotFoundError(
+    f"No tokenizer at {path}: expected a Hugging Face tokenizer.json, a sentencepiece "
+    f".model file, or a directory holding tokenizer.json or {MODEL_FILENAME}."
+  )
 
 
 def _model_path(model_prefix_or_dir: str | os.PathLike) -> str:
