@@ -6,7 +6,9 @@ HF_DIR holds `config.json` and `model.safetensors`, or shards listed in
 `model.safetensors.index.json`. Tensors are read one at a time (memory-mapped) and cast
 to the target dtype as they are converted, so the host holds at most one copy of the model
 (in the target dtype) plus one tensor. OUT_DIR is written by `io.save_model` and can be
-used as `config.model.init_from`; a sentencepiece `tokenizer.model` is carried over.
+used as `config.model.init_from`. The tokenizer is carried over: `tokenizer.json` (with the
+special tokens of `tokenizer_config.json` / `special_tokens_map.json`) when present, else a
+sentencepiece `tokenizer.model`.
 """
 
 from __future__ import annotations
@@ -141,7 +143,17 @@ def import_hf(
 
 
 def _tokenizer(hf_dir: str | os.PathLike) -> Any | None:
-  """The HF dir's sentencepiece `tokenizer.model` if our `Tokenizer` accepts it, else None."""
+  """The HF dir's `tokenizer.json`, else its sentencepiece `tokenizer.model`, if readable.
+
+  One that our classes cannot read is skipped with a warning (the weights still import).
+  """
+  if os.path.exists(os.path.join(hf_dir, io.HF_TOKENIZER_FILENAME)):
+    from jaxrl_verify.hf_tokenizer import HFTokenizer  # Lazy, like sentencepiece below.
+
+    try:
+      return HFTokenizer.load(hf_dir)
+    except ValueError as e:
+      logging.warning("Not copying the tokenizer.json of %s: %s", hf_dir, e)
   path = os.path.join(hf_dir, io.TOKENIZER_FILENAME)
   if not os.path.exists(path):
     return None

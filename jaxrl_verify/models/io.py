@@ -5,7 +5,9 @@ A model directory holds
 * ``model_config.json``: ``ModelConfig.to_dict()``;
 * ``params/``: an orbax checkpoint of the NNX parameter state as a pure dict of arrays
   (layer indices stored as the strings ``"0"``, ``"1"``, ... so the tree is plain JSON-like);
-* ``tokenizer.model`` (optional): a serialized sentencepiece model.
+* the tokenizer (optional): ``tokenizer.model`` (a serialized sentencepiece model) or
+  ``tokenizer.json`` + ``tokenizer_config.json`` (a Hugging Face tokenizer and its special
+  tokens), as the tokenizer's ``files()`` gives them.
 
 `load_model` restores the parameters straight into the shardings that
 `sharding.state_shardings` gives for a mesh (each host reads only its shards; no full
@@ -32,7 +34,8 @@ from jaxrl_verify.models.transformer import Transformer
 
 CONFIG_FILENAME = "model_config.json"
 PARAMS_DIRNAME = "params"
-TOKENIZER_FILENAME = "tokenizer.model"
+TOKENIZER_FILENAME = "tokenizer.model"  # sentencepiece
+HF_TOKENIZER_FILENAME = "tokenizer.json"
 
 
 @dataclasses.dataclass
@@ -43,7 +46,8 @@ class LoadedModel:
     cfg: the model config (with any dtype overrides applied).
     graphdef: the NNX graph definition of a `Transformer` for `cfg`.
     state: the parameter `nnx.State`; `nnx.merge(graphdef, state)` is the module.
-    tokenizer: the `jaxrl_verify.tokenizer.Tokenizer` saved with the model, or None.
+    tokenizer: the tokenizer saved with the model (a `jaxrl_verify.tokenizer.Tokenizer` or
+      `jaxrl_verify.hf_tokenizer.HFTokenizer`), or None.
   """
 
   cfg: ModelConfig
@@ -102,7 +106,8 @@ def save_model(
     cfg: the model config.
     state: the parameters: an `nnx.State`, an `nnx.Module`, or a pure nested dict of arrays
       (the layout of `nnx.State.to_pure_dict()`), sharded or not.
-    tokenizer: optional object with `serialized_proto() -> bytes`.
+    tokenizer: optional `Tokenizer` or `HFTokenizer` (anything with
+      `files() -> {file name: bytes}`).
 
   Raises:
     FileExistsError: `directory` already holds saved parameters.
@@ -117,7 +122,8 @@ def save_model(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILENAME).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     if tokenizer is not None:
-      (directory / TOKENIZER_FILENAME).write_bytes(tokenizer.serialized_proto())
+      for name, data in tokenizer.files().items():
+        (directory / name).write_bytes(data)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(params_dir, pure_params(state))
     ckptr.wait_until_finished()
@@ -155,13 +161,13 @@ def load_config(directory: str | os.PathLike) -> ModelConfig:
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Any | None:
-  """The tokenizer stored next to the model, or None if there is none."""
-  path = epath.Path(directory) / TOKENIZER_FILENAME
-  if not path.exists():
+  """The tokenizer stored next to the model (see `tokenizer.load_any`), or None."""
+  directory = epath.Path(directory)
+  if not any((directory / n).exists() for n in (HF_TOKENIZER_FILENAME, TOKENIZER_FILENAME)):
     return None
-  from jaxrl_verify.tokenizer import Tokenizer  # Lazy: sentencepiece is only needed here.
+  from jaxrl_verify.tokenizer import load_any  # Lazy: the tokenizer libraries load here.
 
-  return Tokenizer.from_serialized(path.read_bytes(), path=str(path))
+  return load_any(directory)
 
 
 def _stored_tree(params_dir: epath.Path) -> dict[str, Any]:
@@ -219,7 +225,7 @@ def load_model(
     rules: logical-axis rules for the mesh (default `sharding.DEFAULT_RULES`).
     param_dtype: override the stored parameter dtype (values are cast while restoring).
     dtype: override the compute dtype.
-    with_tokenizer: read `tokenizer.model` if present.
+    with_tokenizer: read the tokenizer (`tokenizer.json` or `tokenizer.model`) if present.
 
   Returns:
     A `LoadedModel`.
