@@ -58,5 +58,5 @@ def test_quickstart_compiles_for_v5e_2x2():
   for program in ("sample", "train_step"):
     assert lines[program].endswith("fits"), out.stdout
     total = re.findall(r"([\d.]+) (MiB|GiB)", lines[program])[-2]  # total, then the HBM.
-    assert 0 < float(total[0]) and total[1] == "MiB", lines[program]
+    assert float(total[0]) > 0 and total[1] == "MiB", lines[program]
   assert "/ 16.00 GiB" in lines["train_step"]
