@@ -8,15 +8,9 @@ more often than not, so greedy decoding is mostly wrong; RL on the verifier's re
 alone removes the habit. `eval/accuracy` (greedy, 200 held-out problems) is logged
 before the first and after the last RL step.
 
-Measured on the 2-core development CPU (shared with other jobs): eval/accuracy 0.265
-after the warm start, 0.655 after 60 GRPO steps (+39 points); pass@4 0.655 -> 0.715;
-about 6 minutes end to end.
-
-  python -m jaxrl_verify.train --config=configs/quickstart.py --workdir=/tmp/jaxrl_quickstart
-
-`:runlocal` shrinks it further (a smoke test of every stage in about a minute):
-
-  python -m jaxrl_verify.train --config=configs/quickstart.py:runlocal --workdir=/tmp/qs_local
+Measured on the 2-core development CPU: eval/accuracy 0.265 after the warm start,
+0.76 after 150 GRPO steps (+49.5 points; +38 after 60 steps); pass@4 0.655 -> 0.835;
+2.5 minutes end to end (tokenizer, data, warm start, two evaluations, RL).
 """
 
 import ml_collections as mlc
@@ -27,7 +21,7 @@ from jaxrl_verify import config_lib
 def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c = config_lib.base_config()
   c.seed = 0
-  c.total_steps = 60
+  c.total_steps = 150
 
   c.task.name = "arithmetic"
   c.task.options = mlc.ConfigDict({"size": "small", "difficulty": (1,)})

@@ -17,7 +17,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 from jaxrl_verify import train
 from jaxrl_verify.hf_tokenizer import HFTokenizer
-from jaxrl_verify.models import import_hf, io
+from jaxrl_verify.models import export_hf, import_hf, io
 from jaxrl_verify.models.config import get_preset
 from jaxrl_verify.models.transformer import Transformer
 from jaxrl_verify.sampler import Sampler, SamplingParams
@@ -216,6 +216,9 @@ def test_import_hf_carries_tokenizer_json(dirs, tmp_path):
   got, want = io.load_model(tmp_path / "out").tokenizer, HFTokenizer.load(dirs["instruct"])
   assert isinstance(got, HFTokenizer) and got.files() == want.files()
   assert got.encode(TEXTS[1]) == want.encode(TEXTS[1]) and got.eos_id == want.eos_id
+  # ... and the export back to safetensors carries it too.
+  export_hf.export_hf(tmp_path / "out", tmp_path / "exported", arch="qwen2")
+  assert HFTokenizer.load(tmp_path / "exported").files() == want.files()
   # A broken tokenizer.json is skipped (the weights still import), like a bad tokenizer.model.
   (hf_dir / "tokenizer.json").write_text("{not json")
   import_hf.import_hf(hf_dir, tmp_path / "out2", dtype="float32")

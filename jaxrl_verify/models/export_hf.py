@@ -54,9 +54,10 @@ def export_hf(ckpt_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: 
   save_file(tensors, weights_path, metadata={"format": "pt"})
   with open(os.path.join(out_dir, "config.json"), "w") as f:
     json.dump(hf_config, f, indent=2, sort_keys=True)
-  if loaded.tokenizer is not None:
-    with open(os.path.join(out_dir, io.TOKENIZER_FILENAME), "wb") as f:
-      f.write(loaded.tokenizer.serialized_proto())
+  if loaded.tokenizer is not None:  # tokenizer.model, or tokenizer.json + its config.
+    for name, data in loaded.tokenizer.files().items():
+      with open(os.path.join(out_dir, name), "wb") as f:
+        f.write(data)
   return cfg
 
 
