@@ -13,7 +13,8 @@ never masked as a pool timeout.
 
 `:runlocal` shrinks it to a CPU smoke test of every stage:
 
-  python -m jaxrl_verify.train --config=configs/grpo_code_synth.py:runlocal --workdir=/tmp/code_local
+  python -m jaxrl_verify.train --config=configs/grpo_code_synth.py:runlocal \
+    --workdir=/tmp/code_local
 """
 
 import ml_collections as mlc

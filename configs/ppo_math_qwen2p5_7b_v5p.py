@@ -4,10 +4,8 @@ Needs, on every host:
 
 * the weights: `python -m jaxrl_verify.models.import_hf /path/to/Qwen2.5-7B /data/qwen2p5_7b`
   (a local Hugging Face directory; nothing is downloaded);
-* a sentencepiece tokenizer with Qwen's ids in `config.tokenizer.path` (or a
-  `tokenizer.model` next to the imported weights). NOTE: Qwen2.5 ships a byte-level BPE
-  `tokenizer.json`, which `jaxrl_verify.tokenizer` (sentencepiece only) cannot read yet;
-  the run stops at start-up with a message saying so until a BPE tokenizer lands;
+* nothing more for the tokenizer: `import_hf` carries Qwen's byte-level BPE
+  `tokenizer.json` (+ `tokenizer_config.json`) next to the weights, and the run uses it;
 * MATH (Hendrycks et al.): the `train/` and `test/` folders of per-problem JSON files, or
   `train.jsonl` / `test.jsonl`, in `/data/math` (`config.task.options.manual_dir`).
 
@@ -111,8 +109,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     c.mesh_shape = (-1, 1, 1)
     c.model.preset = "tiny"
     c.model.overrides = mlc.ConfigDict({"num_layers": 1})
-    # A multiple of 128 the tiny corpus supports: the model's vocabulary is the tokenizer's
-    # rounded up to 128, and ids past the tokenizer's would be sampled but not decodable.
+    # What the tiny runlocal corpus supports (the model rounds its vocabulary up to 128
+    # and masks the padding ids).
     c.tokenizer.vocab_size = 384
     c.task.options = mlc.ConfigDict({"manual_dir": write_standin_math()})
     c.task.max_prompt_len = 96  # The MATH-style template adds a line to each question.

@@ -42,7 +42,9 @@ def base_config() -> mlc.ConfigDict:
   c.task.eval_split = "test"
 
   c.tokenizer = mlc.ConfigDict()
-  c.tokenizer.path = ""  # A sentencepiece .model; default: the init checkpoint's, else train.
+  # A sentencepiece .model, an HF tokenizer.json, or a directory holding one;
+  # default: the init checkpoint's, else one trained on the task corpus.
+  c.tokenizer.path = ""
   c.tokenizer.vocab_size = 512  # When training one on the task corpus.
 
   # Supervised warm start on the task's demonstrations before RL (0 steps: none).
