@@ -256,7 +256,7 @@ def check(config, devices) -> list[Report]:
 
   policy_graphdef, policy = _abstract(lambda: Transformer(cfg, rngs=nnx.Rngs(0)), mesh, rules)
   use_critic = config.algo.advantage == "gae"
-  needs_ref = config.algo.kl_coef > 0 and config.algo.kl_placement != "none"
+  needs_ref = config_lib.needs_ref(config)
   value_graphdef = value = None
   if use_critic:
     value_graphdef, value = _abstract(lambda: ValueModel(cfg, rngs=nnx.Rngs(1)), mesh, rules)

@@ -123,6 +123,11 @@ def base_config() -> mlc.ConfigDict:
   return c
 
 
+def needs_ref(c: mlc.ConfigDict) -> bool:
+  """Whether the run keeps a frozen reference policy (a KL term in the loss or reward)."""
+  return c.algo.kl_coef > 0 and c.algo.kl_placement != "none"
+
+
 def _fail(field: str, problem: str, fix: str) -> None:
   raise ValueError(f"config.{field} {problem}; {fix}.")
 

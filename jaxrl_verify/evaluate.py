@@ -21,7 +21,7 @@ import ml_collections as mlc
 from absl import app, flags, logging
 
 from jaxrl_verify import checkpoint as ckpt_lib
-from jaxrl_verify import config_lib, evaluation, train
+from jaxrl_verify import config_lib, distributed, evaluation, train
 from jaxrl_verify import sharding as shd
 from jaxrl_verify.data import pipeline
 from jaxrl_verify.data import tasks as tasks_lib
@@ -41,15 +41,16 @@ def _checkpoint_target(config, policy, value, mesh) -> update_lib.TrainState:
   The optimizer states are built as `train` builds them (same optimizer, same
   init), so the stored tree and this target match leaf for leaf.
   """
-  needs_ref = config.algo.kl_coef > 0 and config.algo.kl_placement != "none"
+  needs_ref = config_lib.needs_ref(config)
   policy_tx = train._optimizer(config, config.optim.learning_rate, config.optim.warmup_steps)
   value_opt = None
   if value is not None:
-    value_opt = jax.jit(train._optimizer(config, config.value.learning_rate, 0).init)(value)
+    value_tx = train._optimizer(config, config.value.learning_rate, 0)
+    value_opt = distributed.init_optimizer(value_tx, value, mesh)
   state = update_lib.TrainState(
     step=jax.ShapeDtypeStruct((), jax.numpy.int32, sharding=shd.replicated(mesh)),
     policy=policy,
-    policy_opt=jax.jit(policy_tx.init)(policy),
+    policy_opt=distributed.init_optimizer(policy_tx, policy, mesh),
     ref=policy if needs_ref else None,
     value=value,
     value_opt=value_opt,
@@ -180,6 +181,7 @@ def main(argv):
     raise app.UsageError("--workdir is required: the run directory to evaluate.")
   if FLAGS.config is None:
     raise app.UsageError("--config is required: the run's config, e.g. configs/quickstart.py.")
+  distributed.initialize_from_flags()  # Before anything touches a device.
   jax.config.update("jax_threefry_partitionable", True)
   metrics = evaluate_run(FLAGS.config, FLAGS.workdir, step=_STEP.value, output=_OUTPUT.value)
   if metrics["source"] != "checkpoint":

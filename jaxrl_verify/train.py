@@ -150,7 +150,7 @@ def loss_config(config) -> update_lib.LossConfig:
     kl_coef=a.kl_coef,
     kl_estimator=a.kl_estimator,
     kl_in_loss=a.kl_placement == "loss" and a.kl_coef > 0,
-    has_ref=a.kl_coef > 0 and a.kl_placement != "none",
+    has_ref=config_lib.needs_ref(config),
     tis_cap=a.tis_cap or None,
     value_coef=a.value_coef,
     value_clip_eps=a.value_clip_eps or None,
@@ -238,7 +238,7 @@ def train_and_evaluate(
   cfg, policy_graphdef, policy = setup_policy(config, tokenizer, mesh)
   shd.log_shardings(policy, "Policy")
   use_critic = config.algo.advantage == "gae"
-  needs_ref = config.algo.kl_coef > 0 and config.algo.kl_placement != "none"
+  needs_ref = config_lib.needs_ref(config)
   value_graphdef = value = None
   if use_critic:
     value_graphdef, value = setup_value(cfg, mesh, rules, config.seed)
