@@ -10,7 +10,7 @@ Needs, on every host:
   `grade_school_math/data/`) in `/data/gsm8k` (`config.task.options.manual_dir`).
 
   python -m jaxrl_verify.train --config=configs/grpo_gsm8k_qwen2p5_1p5b.py \
-    --workdir=gs://BUCKET/grpo_gsm8k_1p5b \
+    --workdir=/mnt/BUCKET/grpo_gsm8k_1p5b \
     --config.model.init_from=/data/qwen2p5_1p5b --config.task.options.manual_dir=/data/gsm8k
 
 Hyperparameters follow verl's GSM8K GRPO example (examples/grpo_trainer/run_qwen2-7b.sh

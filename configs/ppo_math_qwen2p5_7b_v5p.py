@@ -10,7 +10,7 @@ Needs, on every host:
   `train.jsonl` / `test.jsonl`, in `/data/math` (`config.task.options.manual_dir`).
 
   python -m jaxrl_verify.train --config=configs/ppo_math_qwen2p5_7b_v5p.py \
-    --workdir=gs://BUCKET/ppo_math_7b \
+    --workdir=/mnt/BUCKET/ppo_math_7b \
     --config.model.init_from=/data/qwen2p5_7b --config.task.options.manual_dir=/data/math
 
 Hyperparameters follow verl's PPO examples (examples/ppo_trainer/run_qwen2-7b_*.sh,

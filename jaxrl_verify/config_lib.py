@@ -275,7 +275,17 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
 
 
 def check_workdir(workdir: str) -> None:
-  """The workdir exists or can be created, and is writable."""
+  """The workdir is a local (or mounted) directory that exists or can be created, writable.
+
+  Object-store URLs are refused: metrics.jsonl is appended to, which GCS objects do
+  not support. On a TPU pod, mount the bucket on every host (Cloud Storage FUSE) and
+  pass the mount path, so all hosts share the workdir and checkpoints land in the bucket.
+  """
+  if "://" in workdir:
+    raise ValueError(
+      f"--workdir {workdir!r} is an object-store URL; mount the bucket on every host "
+      "(e.g. `gcsfuse --implicit-dirs BUCKET /mnt/BUCKET`) and pass --workdir=/mnt/BUCKET/RUN."
+    )
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, ".write_probe")

@@ -104,10 +104,18 @@ do_run() {
     echo "run needs --config=CONFIG and --workdir=gs://BUCKET/RUN (shared by all workers)." >&2
     exit 2
   fi
-  local flags=""
+  local flags="" mount="" run_dir=$workdir
   if ((${#train_flags[@]})); then flags=$(printf ' %q' "${train_flags[@]}"); fi
+  if [[ $workdir == gs://* ]]; then
+    # The trainer appends to files in its workdir, which GCS objects do not allow: every
+    # worker mounts the bucket with Cloud Storage FUSE and trains in the mount.
+    local path=${workdir#gs://} bucket
+    bucket=${path%%/*}
+    run_dir="\$HOME/gcs/$bucket${path#"$bucket"}"
+    mount="mkdir -p ~/gcs/$bucket && (mountpoint -q ~/gcs/$bucket || gcsfuse --implicit-dirs $bucket ~/gcs/$bucket) && "
+  fi
   # Every worker runs the same command; jax.distributed finds the slice by itself.
-  ssh_all "cd $remote_dir && rm -f ~/train.done && (nohup ~/venv/bin/python -m jaxrl_verify.train --config=$config --workdir=$workdir$flags > ~/train.log 2>&1 && touch ~/train.done) > /dev/null 2>&1 & echo \$! > ~/train.pid"
+  ssh_all "${mount}cd $remote_dir && rm -f ~/train.done && (nohup ~/venv/bin/python -m jaxrl_verify.train --config=$config --workdir=$run_dir$flags > ~/train.log 2>&1 && touch ~/train.done) > /dev/null 2>&1 & echo \$! > ~/train.pid"
 }
 
 do_logs() { run "${tpu[@]}" ssh "$name" "${where[@]}" --worker=0 --command='tail -n +1 -F ~/train.log'; }

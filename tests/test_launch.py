@@ -86,7 +86,9 @@ def test_tpu_pod_dry_run_up_on_a_spot_slice():
   assert "--worker=all" in install and "pip install" in install and "[tpu]" in install
   assert "--worker=all" in train
   assert "jaxrl_verify.train --config=configs/ppo_math_qwen2p5_7b_v5p.py" in train
-  assert "--workdir=gs://bucket/run --config.total_steps=3" in train
+  # The bucket is mounted on every worker (GCS objects cannot be appended to).
+  assert "gcsfuse --implicit-dirs bucket ~/gcs/bucket" in train
+  assert "--workdir=$HOME/gcs/bucket/run --config.total_steps=3" in train
   assert "--worker=0" in logs and "train.log" in logs
 
 

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrl_verify import train
+from jaxrl_verify import config_lib, train
 from jaxrl_verify.data import pipeline, tasks
 from jaxrl_verify.tokenizer import Tokenizer
 
@@ -123,3 +123,8 @@ def test_dynamic_sampling_runs_and_reports_rounds(shared, tmp_path):
   assert 0.0 <= metrics["dynamic/kept_frac"] <= 1.0
   record = _records(tmp_path / "dyn")[-1]
   assert record["step"] == 1 and "dynamic/topped_up_groups" in record
+
+
+def test_object_store_workdir_is_refused_with_the_fix():
+  with pytest.raises(ValueError, match="gcsfuse"):
+    config_lib.check_workdir("gs://bucket/run")
