@@ -27,6 +27,13 @@ real GSM8K builder (`####` answers, `<<...>>` calculator notes):
 
   python -m jaxrl_verify.train --config=configs/grpo_gsm8k_qwen2p5_1p5b.py:runlocal \
     --workdir=/tmp/gsm8k_local
+
+Ahead-of-time check on a CPU (no TPU needed):
+
+  python -m jaxrl_verify.compile_check --config=configs/grpo_gsm8k_qwen2p5_1p5b.py --topology=v5p-16
+
+reported, per v5p chip (95.73 GiB HBM): sampler 27.80 GiB, train step 66.90 GiB:
+both fit.
 """
 
 import json
