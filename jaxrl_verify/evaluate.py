@@ -79,7 +79,7 @@ def load_policy(config, workdir: str, tokenizer, mesh, *, step: int | None = Non
       return cfg, graphdef, policy, None
     value = None
     if config.algo.advantage == "gae":
-      _, value = train.setup_value(cfg, policy, mesh, tuple(config.sharding_rules), config.seed)
+      _, value = train.setup_value(cfg, mesh, tuple(config.sharding_rules), config.seed)
     target = _checkpoint_target(config, policy, value, mesh)
     state, _ = checkpointer.restore(step, target_pytree=target)
   return cfg, graphdef, state.policy, step
