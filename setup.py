@@ -24,8 +24,6 @@ setuptools.setup(
     "tensorboardX>=2.6",
     "matplotlib>=3.8",
     "tqdm>=4.66",
-    "latex2sympy2_extended>=1.10",
-    "pebble>=5.1",
     "psutil>=5.9",
     "tokenizers>=0.15",
   ],

@@ -8,7 +8,7 @@ killing the worker's process group (SIGTERM, then SIGKILL) and starting a replac
 and turns every failure into a `Verdict`: a crash (segfault, `os._exit`), `sys.exit`,
 an exception or a MemoryError under the RLIMIT_AS cap costs only the item it held.
 
-Why not pebble (installed): its `ProcessPool` has per-task timeouts, but it starts
+Why not pebble: its `ProcessPool` has per-task timeouts, but it starts
 workers through `multiprocessing`, whose spawn start method re-imports the parent's
 `__main__` in every worker, so a trainer script with `import jax` at the top would import
 JAX in each verifier worker. Pebble also does not expose respawn or crash counts, nor
