@@ -23,7 +23,6 @@ setuptools.setup(
     "safetensors>=0.4",
     "tensorboardX>=2.6",
     "matplotlib>=3.8",
-    "tqdm>=4.66",
     "psutil>=5.9",
     "tokenizers>=0.15",
   ],
