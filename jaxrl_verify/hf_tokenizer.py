@@ -37,6 +37,8 @@ import tokenizers
 from absl import logging
 from etils import epath
 
+from jaxrl_verify.tokenizer import pack_rows
+
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
@@ -242,29 +244,13 @@ class HFTokenizer:
       tokens_bp: int32 [b, p], pad id where not real. mask_bp: bool [b, p]; the mask, not
       the pad id, tells padding apart (pad may equal eos).
     """
-    tokens_bp = np.full((len(texts), max_len), self.pad_id, np.int32)
-    mask_bp = np.zeros((len(texts), max_len), bool)
     bos, eos = self._frame(add_bos, add_eos)
     # One call encodes the whole batch (in parallel, in Rust).
     # (encode_batch_fast skips the character offsets; tokenizers < 0.20 lacks it.)
     encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
     encodings = encode(list(texts), add_special_tokens=False)
-    for row, (text, encoding) in enumerate(zip(texts, encodings)):
-      ids = bos + encoding.ids + eos
-      if len(ids) > max_len:
-        if truncate is None:
-          raise ValueError(
-            f"Text {row} has {len(ids)} tokens, more than max_len={max_len} "
-            f"({text[:40]!r}...); raise max_len or pass truncate='left' or 'right'."
-          )
-        ids = ids[len(ids) - max_len :] if truncate == "left" else ids[:max_len]
-      n = len(ids)
-      if n == 0:
-        continue
-      sl = slice(max_len - n, max_len) if left_pad else slice(0, n)
-      tokens_bp[row, sl] = ids
-      mask_bp[row, sl] = True
-    return tokens_bp, mask_bp
+    rows = [bos + e.ids + eos for e in encodings]
+    return pack_rows(texts, rows, max_len, self.pad_id, left_pad, truncate)
 
   def decode_batch(self, tokens: np.ndarray, mask: np.ndarray | None = None) -> list[str]:
     """Decodes each row of a [b, t] array (where `mask` is True, if given)."""

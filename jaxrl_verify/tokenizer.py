@@ -234,26 +234,12 @@ class Tokenizer:
     Returns:
       tokens_bp: int32 [b, p], pad id where not real. mask_bp: bool [b, p].
     """
-    tokens_bp = np.full((len(texts), max_len), self.pad_id, np.int32)
-    mask_bp = np.zeros((len(texts), max_len), bool)
     bos, eos = [self.bos_id] * add_bos, [self.eos_id] * add_eos
     # One call encodes the whole batch (sentencepiece batches it in C++).
-    for row, (text, body) in enumerate(zip(texts, self._sp.encode(list(texts)))):
-      ids = bos + body + eos
-      if len(ids) > max_len:
-        if truncate is None:
-          raise ValueError(
-            f"Text {row} has {len(ids)} tokens, more than max_len={max_len} "
-            f"({text[:40]!r}...); raise max_len or pass truncate='left' or 'right'."
-          )
-        ids = ids[len(ids) - max_len :] if truncate == "left" else ids[:max_len]
-      n = len(ids)
-      if n == 0:
-        continue
-      sl = slice(max_len - n, max_len) if left_pad else slice(0, n)
-      tokens_bp[row, sl] = ids
-      mask_bp[row, sl] = True
-    return tokens_bp, mask_bp
+    bodies = self._sp.encode(list(texts))
+    return pack_rows(
+      texts, [bos + b + eos for b in bodies], max_len, self.pad_id, left_pad, truncate
+    )
 
   def decode_batch(self, tokens: np.ndarray, mask: np.ndarray | None = None) -> list[str]:
     """Decodes each row of a [b, t] array (where `mask` is True, if given)."""
@@ -308,3 +294,35 @@ def _model_path(model_prefix_or_dir: str | os.PathLike) -> str:
   if os.path.isdir(p) or p.endswith(os.sep):
     return os.path.join(p, MODEL_FILENAME)
   return p if p.endswith(".model") else p + ".model"
+
+
+def pack_rows(
+  texts: Sequence[str],
+  rows: Sequence[list[int]],
+  max_len: int,
+  pad_id: int,
+  left_pad: bool,
+  truncate: Literal["left", "right"] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Packs token rows into (tokens_bp int32, mask_bp bool) of width `max_len`.
+
+  Shared by both tokenizer classes' `encode_batch`. A row longer than `max_len` is an
+  error naming its text, unless `truncate` says which end to drop.
+  """
+  tokens_bp = np.full((len(rows), max_len), pad_id, np.int32)
+  mask_bp = np.zeros((len(rows), max_len), bool)
+  for row, (text, ids) in enumerate(zip(texts, rows)):
+    if len(ids) > max_len:
+      if truncate is None:
+        raise ValueError(
+          f"Text {row} has {len(ids)} tokens, more than max_len={max_len} "
+          f"({text[:40]!r}...); raise max_len or pass truncate='left' or 'right'."
+        )
+      ids = ids[len(ids) - max_len :] if truncate == "left" else ids[:max_len]
+    n = len(ids)
+    if n == 0:
+      continue
+    sl = slice(max_len - n, max_len) if left_pad else slice(0, n)
+    tokens_bp[row, sl] = ids
+    mask_bp[row, sl] = True
+  return tokens_bp, mask_bp
