@@ -23,11 +23,9 @@ from absl import app, flags, logging
 from jaxrl_verify import checkpoint as ckpt_lib
 from jaxrl_verify import config_lib, distributed, evaluation, train
 from jaxrl_verify import sharding as shd
-from jaxrl_verify.data import pipeline
 from jaxrl_verify.data import tasks as tasks_lib
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sampler import Sampler
-from jaxrl_verify.verifiers.pool import VerifierPool
 
 # `--config` and `--workdir` are defined by `train` (imported above) and shared with it.
 FLAGS = flags.FLAGS
@@ -125,26 +123,9 @@ def evaluate_run(
     pad_id=tokenizer.pad_id,
     mesh=mesh,
   )
-  batches = pipeline.PromptIterator(
-    task,
-    config.task.eval_split,
-    batch_size=config.eval.batch_size,
-    tokenizer=tokenizer,
-    max_prompt_len=config.task.max_prompt_len,
-    seed=config.seed,
-    data_dir=data_dir,
-    shuffle=False,
-    repeat=False,
-    num_processes=jax.process_count(),
-    process_index=jax.process_index(),
-  )
+  batches = train.eval_batches(task, config, tokenizer, data_dir)
   t0 = time.perf_counter()
-  with VerifierPool(
-    num_workers=config.verifier.workers,
-    timeout_s=config.verifier.timeout_s,
-    memory_limit_mb=config.verifier.memory_limit_mb,
-    imports=tuple(config.verifier.imports),
-  ) as pool:
+  with train.make_pool(config) as pool:
     metrics: dict[str, Any] = evaluation.evaluate(
       sampler,
       policy,

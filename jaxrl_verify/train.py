@@ -176,7 +176,18 @@ def _optimizer(config, learning_rate: float, warmup_steps: int):
   )
 
 
-def _eval_batches(task, config, tokenizer, data_dir):
+def make_pool(config) -> VerifierPool:
+  """This host's verifier pool, as the config describes it."""
+  return VerifierPool(
+    num_workers=config.verifier.workers,
+    timeout_s=config.verifier.timeout_s,
+    memory_limit_mb=config.verifier.memory_limit_mb,
+    imports=tuple(config.verifier.imports),
+  )
+
+
+def eval_batches(task, config, tokenizer, data_dir):
+  """The held-out split, in order, once: this process's rows of each eval batch."""
   return pipeline.PromptIterator(
     task,
     config.task.eval_split,
@@ -294,12 +305,7 @@ def train_and_evaluate(
   for module in config.verifier.imports:  # Registers user verifiers here too, to check names.
     importlib.import_module(module)
   verifier_base.get(task.verifier)  # An unknown name fails now, not as masked errors later.
-  pool = VerifierPool(
-    num_workers=config.verifier.workers,
-    timeout_s=config.verifier.timeout_s,
-    memory_limit_mb=config.verifier.memory_limit_mb,
-    imports=tuple(config.verifier.imports),
-  )
+  pool = make_pool(config)
   checkpointer = ckpt_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
   )
@@ -309,7 +315,7 @@ def train_and_evaluate(
     m = evaluation.evaluate(
       sampler,
       step_state.policy,
-      _eval_batches(task, config, tokenizer, data_dir),
+      eval_batches(task, config, tokenizer, data_dir),
       tokenizer=tokenizer,
       pool=pool,
       verifier=task.verifier,
