@@ -128,7 +128,7 @@ def collect_dynamic(state: update.TrainState, prompt_iter, rng, *, max_rounds: i
     batch, metrics, texts, reward_g, valid_g = _collect_once(
       state, next(prompt_iter), round_rng, **kwargs
     )
-    host = {k: v for k, v in vars(distributed.to_local(batch, mesh)).items()}
+    host = dict(vars(distributed.to_local(batch, mesh)))
     num_groups = len(reward_g) // group
     if kept is None:
       kept = shaping.GroupAccumulator(num_groups, group)
@@ -143,13 +143,10 @@ def collect_dynamic(state: update.TrainState, prompt_iter, rng, *, max_rounds: i
   rounds, seen = kept.rounds, kept.seen_groups
   topped_up = max(kept.target_groups - kept.num_groups, 0)
   if topped_up:
-    extra = spare.take() if spare.full else None
-    if extra is None:
-      raise RuntimeError("dynamic sampling: not enough groups collected to fill the batch.")
-    kept.add(
-      np.arange(kept.target_groups) < topped_up,
-      **{k: v[: kept.target_groups * group] for k, v in extra.items()},
-    )
+    # Every round adds each of its groups to `kept` or `spare`, so `spare` holds at
+    # least the groups missing from `kept`.
+    spare.target_groups = topped_up
+    kept.add(np.ones(topped_up, bool), **spare.take())
   fields = kept.take()
   batch = update.TrainBatch(**distributed.to_global(fields, mesh))
   first_metrics.update(
