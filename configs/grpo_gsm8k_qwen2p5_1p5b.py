@@ -36,10 +36,6 @@ reported, per v5p chip (95.73 GiB HBM): sampler 27.80 GiB, train step 66.90 GiB:
 both fit.
 """
 
-import json
-import os
-import tempfile
-
 import ml_collections as mlc
 import numpy as np
 
@@ -134,28 +130,18 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
 
 
 def write_standin_gsm8k(num_train: int = 48, num_test: int = 16) -> str:
-  """A tiny GSM8K-format train/test.jsonl pair (arithmetic problems); returns its folder.
+  """A tiny GSM8K-format train/test.jsonl pair (arithmetic problems); returns its folder."""
+  from jaxrl_verify.data import arithmetic, public
 
-  Deterministic, written once per machine (atomically), so every load sees the same files.
-  """
-  from jaxrl_verify.data import arithmetic
+  def rows(n):
+    rng, out = np.random.default_rng(0), []
+    for i in range(n):
+      p = arithmetic.sample_problem(rng, level=1 + i % 2)
+      work = p["solution"].rsplit("\\boxed", 1)[0].strip()
+      # GSM8K writes each computation with a calculator annotation, e.g. `<<7+5=12>>12`.
+      lhs, _, rhs = work.split(".")[0].partition(" = ")
+      work = work.replace(f"{lhs} = {rhs}", f"{lhs} = <<{lhs.replace(' ', '')}={rhs}>>{rhs}", 1)
+      out.append({"question": p["question"], "answer": f"{work}\n#### {p['answer']}"})
+    return out
 
-  root = os.path.join(tempfile.gettempdir(), "jaxrl_verify_runlocal", f"gsm8k_{num_train}")
-  if all(os.path.isfile(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")):
-    return root
-  os.makedirs(root, exist_ok=True)
-  rng = np.random.default_rng(0)
-  rows = []
-  for i in range(num_train + num_test):
-    p = arithmetic.sample_problem(rng, level=1 + i % 2)
-    work = p["solution"].rsplit("\\boxed", 1)[0].strip()
-    # GSM8K writes each computation with a calculator annotation, e.g. `<<7+5=12>>12`.
-    lhs, _, rhs = work.split(".")[0].partition(" = ")
-    work = work.replace(f"{lhs} = {rhs}", f"{lhs} = <<{lhs.replace(' ', '')}={rhs}>>{rhs}", 1)
-    rows.append({"question": p["question"], "answer": f"{work}\n#### {p['answer']}"})
-  for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
-    tmp = os.path.join(root, f".{split}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in part)
-    os.replace(tmp, os.path.join(root, f"{split}.jsonl"))
-  return root
+  return public.write_standin_splits("gsm8k", rows, num_train, num_test)

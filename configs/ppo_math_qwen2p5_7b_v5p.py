@@ -36,10 +36,6 @@ reported, per v5p chip (95.73 GiB HBM): sampler 29.91 GiB, train step 42.53 GiB:
 both fit.
 """
 
-import json
-import os
-import tempfile
-
 import ml_collections as mlc
 import numpy as np
 
@@ -143,32 +139,22 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
 
 
 def write_standin_math(num_train: int = 48, num_test: int = 16) -> str:
-  """A tiny MATH-format train/test.jsonl pair (arithmetic problems); returns its folder.
+  """A tiny MATH-format train/test.jsonl pair (arithmetic problems); returns its folder."""
+  from jaxrl_verify.data import arithmetic, public
 
-  Deterministic, written once per machine (atomically), so every load sees the same files.
-  """
-  from jaxrl_verify.data import arithmetic
+  def rows(n):
+    rng, out = np.random.default_rng(1), []
+    for i in range(n):
+      level = 1 + i % 3
+      p = arithmetic.sample_problem(rng, level=level)
+      out.append(
+        {
+          "problem": p["question"],
+          "solution": p["solution"],
+          "level": f"Level {level}",
+          "type": "Prealgebra",
+        }
+      )
+    return out
 
-  root = os.path.join(tempfile.gettempdir(), "jaxrl_verify_runlocal", f"math_{num_train}")
-  if all(os.path.isfile(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")):
-    return root
-  os.makedirs(root, exist_ok=True)
-  rng = np.random.default_rng(1)
-  rows = []
-  for i in range(num_train + num_test):
-    level = 1 + i % 3
-    p = arithmetic.sample_problem(rng, level=level)
-    rows.append(
-      {
-        "problem": p["question"],
-        "solution": p["solution"],
-        "level": f"Level {level}",
-        "type": "Prealgebra",
-      }
-    )
-  for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
-    tmp = os.path.join(root, f".{split}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in part)
-    os.replace(tmp, os.path.join(root, f"{split}.jsonl"))
-  return root
+  return public.write_standin_splits("math", rows, num_train, num_test)

@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,6 +175,27 @@ def _read_json(path: str) -> dict[str, Any]:
     if key not in row:
       raise ValueError(f"{path} has no {key!r} field; MATH problems need 'problem' and 'solution'.")
   return row
+
+
+def write_standin_splits(name: str, make_rows, num_train: int, num_test: int) -> str:
+  """Writes `train.jsonl`/`test.jsonl` stand-ins for a public dataset once; returns the folder.
+
+  For `:runlocal` configs, which must run without the real files: `make_rows(n)` returns
+  n example dicts in the dataset's own format; the first `num_test` go to `test`. The
+  folder (under the temp dir, keyed by `name` and size) is written atomically, so
+  concurrent loads always see complete files.
+  """
+  root = os.path.join(tempfile.gettempdir(), "jaxrl_verify_runlocal", f"{name}_{num_train}")
+  if all(os.path.isfile(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")):
+    return root
+  os.makedirs(root, exist_ok=True)
+  rows = make_rows(num_train + num_test)
+  for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
+    tmp = os.path.join(root, f".{split}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in part)
+    os.replace(tmp, os.path.join(root, f"{split}.jsonl"))
+  return root
 
 
 def read_jsonl(path: str, keys: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
