@@ -30,6 +30,7 @@ from jaxrl_verify.data import tasks as tasks_lib
 from jaxrl_verify.metrics import MetricsWriter
 from jaxrl_verify.models import config as model_config
 from jaxrl_verify.models import io as model_io
+from jaxrl_verify.models import transformer
 from jaxrl_verify.models.transformer import Transformer, ValueModel
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams
@@ -117,18 +118,11 @@ def setup_policy(config, tokenizer, mesh):
 
 
 def setup_value(cfg, mesh, rules, seed: int):
-  """A value model (graphdef, sharded state); `with_policy_backbone` initialises it."""
+  """A value model (graphdef, sharded state); `transformer.with_policy_backbone` initialises it."""
   graphdef, state, _ = shd.create_sharded(
     lambda: ValueModel(cfg, rngs=nnx.Rngs(seed + 1)), mesh, rules
   )
   return graphdef, state
-
-
-def with_policy_backbone(value_state, policy_state):
-  """The value model with its backbone copied from the policy (head unchanged)."""
-  value_state = jax.tree.map(lambda x: x, value_state)  # A new State; the input is untouched.
-  value_state["decoder"] = jax.tree.map(jnp.copy, policy_state["decoder"])
-  return value_state
 
 
 def advantage_hparams(config) -> tuple[tuple[str, Any], ...]:
@@ -368,7 +362,7 @@ def train_and_evaluate(
         "Supervised warm start: %d steps in %.1f s.", config.sft.steps, time.perf_counter() - t0
       )
     if use_critic:  # The critic starts from the (warm-started) policy's backbone.
-      state = state.replace(value=with_policy_backbone(state.value, state.policy))
+      state = state.replace(value=transformer.with_policy_backbone(state.value, state.policy))
     if needs_ref:
       state = state.replace(ref=jax.tree.map(jnp.copy, state.policy))
     rng, eval_rng = jax.random.split(state.rng)

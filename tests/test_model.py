@@ -11,9 +11,10 @@ from jaxrl_verify.models.config import get_preset
 from jaxrl_verify.models.transformer import (
   KVCache,
   Transformer,
+  ValueModel,
   count_params,
   default_positions,
-  value_model_from_policy,
+  with_policy_backbone,
 )
 
 
@@ -79,7 +80,8 @@ def test_sharded_2x2x2_equals_single_device(tiny):
 def test_value_model_from_policy(tiny):
   cfg, tokens_bt, valid_bt = tiny
   policy = Transformer(cfg, rngs=nnx.Rngs(0))
-  value = value_model_from_policy(policy, rngs=nnx.Rngs(1))
+  value_graphdef, value_state = nnx.split(ValueModel(cfg, rngs=nnx.Rngs(1)))
+  value = nnx.merge(value_graphdef, with_policy_backbone(value_state, nnx.state(policy)))
   for a, b in zip(
     jax.tree.leaves(nnx.state(policy.decoder)), jax.tree.leaves(nnx.state(value.decoder))
   ):

@@ -387,11 +387,15 @@ def default_positions(tokens_bt, valid_bt=None) -> jax.Array:
   return jnp.maximum(jnp.cumsum(valid_bt.astype(jnp.int32), axis=1) - 1, 0)
 
 
-def value_model_from_policy(policy: Transformer, *, rngs: nnx.Rngs) -> ValueModel:
-  """A value model whose backbone is a copy of the policy's, with a fresh zero-mean head."""
-  value = ValueModel(policy.cfg, rngs=rngs)
-  nnx.update(value.decoder, jax.tree.map(jnp.copy, nnx.state(policy.decoder)))
-  return value
+def with_policy_backbone(value_state, policy_state):
+  """Value-model parameters (an `nnx.State`) with the backbone copied from the policy's.
+
+  The value head is kept; the result shares no buffers with either input, so training
+  the critic never moves the policy. Shardings follow the policy's (same logical axes).
+  """
+  value_state = jax.tree.map(lambda x: x, value_state)  # A new State; the input is untouched.
+  value_state["decoder"] = jax.tree.map(jnp.copy, policy_state["decoder"])
+  return value_state
 
 
 def count_params(state: Any) -> int:
