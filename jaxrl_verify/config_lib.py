@@ -8,6 +8,7 @@ anything is compiled and answers a bad field with one sentence naming it.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import ml_collections as mlc
 
@@ -288,10 +289,10 @@ def check_workdir(workdir: str) -> None:
     )
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_probe")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
+    # A uniquely named probe: every process of a multi-host run checks the same workdir
+    # at once, and one fixed name would let one process delete another's probe.
+    with tempfile.TemporaryFile(dir=workdir) as probe:
+      probe.write(b"ok")
   except OSError as e:
     raise ValueError(
       f"--workdir {workdir!r} cannot be written ({e.strerror}); pick a writable directory."

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import threading
 
 import jax
 import numpy as np
@@ -128,3 +129,31 @@ def test_dynamic_sampling_runs_and_reports_rounds(shared, tmp_path):
 def test_object_store_workdir_is_refused_with_the_fix():
   with pytest.raises(ValueError, match="gcsfuse"):
     config_lib.check_workdir("gs://bucket/run")
+
+
+def test_workdir_check_is_safe_when_every_process_runs_it_at_once(tmp_path):
+  """Multi-host runs check one shared workdir from every process at the same moment."""
+  workdir = str(tmp_path / "shared")
+  errors = []
+
+  def check_many():
+    for _ in range(200):
+      try:
+        config_lib.check_workdir(workdir)
+      except ValueError as e:
+        errors.append(e)
+
+  threads = [threading.Thread(target=check_many) for _ in range(8)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert not errors, errors[0]
+  assert os.listdir(workdir) == []  # No probe is left behind.
+
+
+def test_unwritable_workdir_is_refused_with_the_fix(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  with pytest.raises(ValueError, match="cannot be written.*pick a writable directory"):
+    config_lib.check_workdir(str(blocker / "run"))
