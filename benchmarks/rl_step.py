@@ -15,8 +15,8 @@ device computes reference logprobs; TRL calls its reward function serially, as i
 
 `--peer` measures TRL's GRPOTrainer (PyTorch, CPU) on identical work: a random
 LlamaForCausalLM of the bench shape, 64 completions x 32 tokens (min_new_tokens=32), the
-same math verifier (and sleep) in its reward function, beta 0.04, no gradient
-checkpointing. Both run in this process one after the other; the machine is shared, so
+same math verifier (and sleep) in its reward function, beta 0.04, fp32 (TRL defaults to
+bf16), no gradient checkpointing. Both run in this process one after the other; the machine is shared, so
 only the ratios are meaningful. Prints one JSON object per system, then the ratios.
 """
 
@@ -289,6 +289,10 @@ def run_trl(args, task, data_dir, workdir) -> dict:
     max_steps=args.warmup + args.peer_iters,
     use_cpu=True,
     gradient_checkpointing=False,
+    # fp32 like ours. TRL's configs default to bf16=True, which on a CPU without native
+    # bf16 matmuls runs autocast kernels ~30x slower: not the peer's real speed.
+    bf16=False,
+    fp16=False,
     logging_steps=10_000,
     save_strategy="no",
     report_to="none",

@@ -144,3 +144,41 @@ def test_teacher_forced_logprobs_left_padded(setup):
   assert got.shape == (tokens.shape[0], tokens.shape[1] - 1)
   np.testing.assert_allclose(got, ref, atol=2e-5)
   assert got[2, 0] == 0.0 and got[2, 3] == 0.0 and got[2, 4] != 0.0  # row 2: 4 pads
+
+
+@pytest.mark.parametrize("t", [6, 1])
+def test_shared_prompt_forward_equals_the_joint_one_including_gradients(setup, t):
+  """GRPO layout: each prompt repeated r times; encoding it once changes nothing."""
+  s, r = setup, 4
+  rng = np.random.default_rng(7)
+  prompt_gp = np.repeat(s["prompt_bp"], r, axis=0)
+  prompt_mask_gp = np.repeat(s["prompt_mask_bp"], r, axis=0)
+  g = prompt_gp.shape[0]
+  completion_gt = rng.integers(1, s["cfg"].vocab_size, (g, t)).astype(np.int32)
+  lengths_g = rng.integers(0, t + 1, g)  # Some rows end early, one may be empty.
+  completion_mask_gt = np.arange(t)[None] < lengths_g[:, None]
+  completion_gt[~completion_mask_gt] = 0
+  args = (prompt_gp, prompt_mask_gp, completion_gt, completion_mask_gt)
+
+  def loss(state, repeats):
+    model = nnx.merge(s["graphdef"], state)
+    logp, ent = scoring.completion_logprobs(
+      model, *args, return_entropy=True, prompt_repeats=repeats
+    )
+    return logp.sum() + 0.1 * ent.sum(), logp
+
+  grad_fn = jax.jit(jax.grad(loss, has_aux=True), static_argnums=1)
+  g_joint, logp_joint = grad_fn(s["state"], 1)
+  g_shared, logp_shared = grad_fn(s["state"], r)
+  # The joint forward against numpy's log-softmax over the full logits ...
+  ref = dict(s, prompt_bp=prompt_gp, prompt_mask_bp=prompt_mask_gp)
+  ref_logp, _ = _reference(
+    dict(ref, completion_bt=completion_gt, completion_mask_bt=completion_mask_gt)
+  )
+  np.testing.assert_allclose(logp_joint, ref_logp, atol=2e-5)
+  # ... and the shared one against the joint one, values and gradients.
+  np.testing.assert_allclose(logp_shared, logp_joint, atol=2e-6)
+  for a, b in zip(jax.tree.leaves(g_joint), jax.tree.leaves(g_shared)):
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="prompt_repeats=5 does not divide the 12 rows"):
+    grad_fn(s["state"], 5)

@@ -8,7 +8,11 @@ Cost model: the decoder runs once over `[prompt, completion]`; the vocabulary
 projection runs only on the `t` hidden states that predict completion tokens (never
 on prompt positions), optionally in chunks of `chunk_size` tokens under
 `jax.checkpoint`, so at most `[b, chunk_size, v]` float32 logits are alive at once
-in the forward *and* the backward pass.
+in the forward *and* the backward pass. With `prompt_repeats=r` (GRPO groups: `r`
+consecutive rows share one prompt) each prompt runs through the decoder once and
+its keys and values are shared by the `r` completions, through the same slot-masked
+cache the sampler uses: the same maths for `1/r` of the prompt compute, forward and
+backward (the gradient of a shared key adds up over the group).
 
 Slot layout equals the sampler's: the prompt is left-padded, the completion starts
 right after it, positions count real tokens only (`default_positions`). So the
@@ -20,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrl_verify.models.transformer import Transformer, default_positions
+from jaxrl_verify.models.transformer import KVCache, Transformer, default_positions
 
 
 def gather_logprobs(logits_btv, tokens_bt) -> jax.Array:
@@ -78,6 +82,7 @@ def completion_logprobs(
   *,
   return_entropy: bool = False,
   chunk_size: int | None = None,
+  prompt_repeats: int = 1,
 ):
   """Per-token log p(completion_t | prompt, completion_<t) under `model`, float32.
 
@@ -91,18 +96,26 @@ def completion_logprobs(
       each row; pads after the end are never attended to).
     return_entropy: also return the entropy of each predictive distribution.
     chunk_size: if set, project to the vocabulary `chunk_size` tokens at a time.
+    prompt_repeats: r > 1 promises that rows come in blocks of r consecutive rows
+      with the same prompt (`np.repeat(prompts, r, axis=0)`, as GRPO groups are laid
+      out); each block's prompt is then encoded once. Rows of a block whose prompts
+      differ would silently score against the block's first prompt.
 
   Returns:
     `logp_gt` float32 [b, t], 0 where `completion_mask_gt` is False; with
     `return_entropy`, `(logp_gt, entropy_gt)` (entropy also 0 where masked).
   """
-  p = prompt_bp.shape[1]
-  tokens_bs = jnp.concatenate([prompt_bp, completion_gt], axis=1).astype(jnp.int32)
-  valid_bs = jnp.concatenate([prompt_mask_bp, completion_mask_gt], axis=1).astype(jnp.bool_)
-  hidden_bsd, _ = model.decoder(tokens_bs, default_positions(tokens_bs, valid_bs), valid_bs)
-  # Slot p - 1 + j holds the token right before completion token j.
-  t = completion_gt.shape[1]
-  hidden_btd = hidden_bsd[:, p - 1 : p - 1 + t]
+  if prompt_repeats > 1:
+    hidden_btd = _hidden_shared_prompt(
+      model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, prompt_repeats
+    )
+  else:
+    p, t = prompt_bp.shape[1], completion_gt.shape[1]
+    tokens_bs = jnp.concatenate([prompt_bp, completion_gt], axis=1).astype(jnp.int32)
+    valid_bs = jnp.concatenate([prompt_mask_bp, completion_mask_gt], axis=1).astype(jnp.bool_)
+    hidden_bsd, _ = model.decoder(tokens_bs, default_positions(tokens_bs, valid_bs), valid_bs)
+    # Slot p - 1 + j holds the token right before completion token j.
+    hidden_btd = hidden_bsd[:, p - 1 : p - 1 + t]
   logp_gt, ent_gt = _score_hidden(
     model, hidden_btd, completion_gt.astype(jnp.int32), return_entropy, chunk_size
   )
@@ -111,6 +124,41 @@ def completion_logprobs(
   if return_entropy:
     return logp_gt, jnp.where(mask_gt, ent_gt, 0.0)
   return logp_gt
+
+
+def _hidden_shared_prompt(model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, r):
+  """Hidden states [b, t, d] of slots p-1 .. p+t-2, each block's prompt encoded once.
+
+  The block's prompt fills the first p slots of a cache (as the sampler's prefill
+  does); the cache is repeated r times, and the completions' first t - 1 tokens are
+  then run with it. Slots, masks and positions are those of the joint forward.
+  """
+  b, p = prompt_bp.shape
+  t = completion_gt.shape[1]
+  if b % r:
+    raise ValueError(f"prompt_repeats={r} does not divide the {b} rows of the batch.")
+  prompt_np = prompt_bp[::r].astype(jnp.int32)
+  mask_np = prompt_mask_bp[::r].astype(jnp.bool_)
+  cache = KVCache.init(model.cfg, b // r, p + t - 1)
+  hidden_npd, cache = model.decoder(
+    prompt_np, default_positions(prompt_np, mask_np), mask_np, cache
+  )
+  last_b1d = jnp.repeat(hidden_npd[:, -1:], r, axis=0)  # Slot p - 1 predicts token 0.
+  if t == 1:
+    return last_b1d
+  cache = KVCache(
+    k_lbskh=jnp.repeat(cache.k_lbskh, r, axis=1),
+    v_lbskh=jnp.repeat(cache.v_lbskh, r, axis=1),
+    valid_bs=jnp.repeat(cache.valid_bs, r, axis=0),
+    index=cache.index,
+  )
+  inputs_bt = completion_gt[:, :-1].astype(jnp.int32)
+  valid_bt = completion_mask_gt[:, :-1].astype(jnp.bool_)
+  # The joint forward's positions: real prompt tokens, then real completion tokens.
+  prompt_len_b = jnp.repeat(mask_np.sum(axis=1, dtype=jnp.int32), r)
+  positions_bt = prompt_len_b[:, None] + jnp.cumsum(valid_bt.astype(jnp.int32), axis=1) - 1
+  hidden_btd, _ = model.decoder(inputs_bt, positions_bt, valid_bt, cache)
+  return jnp.concatenate([last_b1d, hidden_btd], axis=1)
 
 
 def teacher_forced_logprobs(
