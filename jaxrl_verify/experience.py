@@ -54,7 +54,15 @@ class DeviceScorer:
     @jax.jit
     def ref_logp(ref_state, prompt_gp, prompt_mask_gp, completion_gt, mask_gt):
       model = nnx.merge(policy_graphdef, ref_state)
-      return scoring.completion_logprobs(model, prompt_gp, prompt_mask_gp, completion_gt, mask_gt)
+      # Rows come in groups of `group_size` sharing a prompt: encode each prompt once.
+      return scoring.completion_logprobs(
+        model,
+        prompt_gp,
+        prompt_mask_gp,
+        completion_gt,
+        mask_gt,
+        prompt_repeats=cfg.group_size,
+      )
 
     @jax.jit
     def values(value_state, prompt_gp, prompt_mask_gp, completion_gt, mask_gt):
@@ -179,7 +187,9 @@ def _collect_once(
   prompt_gp = np.repeat(prompts.tokens_bp, group, axis=0)
   prompt_mask_gp = np.repeat(prompts.mask_bp, group, axis=0)
   prompt_gp, prompt_mask_gp = distributed.to_global((prompt_gp, prompt_mask_gp), mesh)
-  rollout = sampler.generate(state.policy, prompt_gp, prompt_mask_gp, rng, sampling)
+  rollout = sampler.generate(
+    state.policy, prompt_gp, prompt_mask_gp, rng, sampling, prompt_repeats=group
+  )
   tokens_gt, mask_gt, finished_g = distributed.to_local(
     (rollout.tokens_gt, rollout.mask_gt, rollout.finished_eos_g), mesh
   )

@@ -152,6 +152,9 @@ def loss_config(config) -> update_lib.LossConfig:
     minibatches=config.ppo.minibatches,
     grad_accum_steps=config.optim.grad_accum_steps,
     critic_warmup_steps=config.value.warmup_steps,
+    prompt_repeats=update_lib.prompt_repeats_for(
+      config.rollout.group_size, config.ppo.minibatches, config.optim.grad_accum_steps
+    ),
   )
 
 

@@ -243,3 +243,38 @@ def test_bad_inputs_give_clear_errors(setup):
   )
   with pytest.raises(ValueError, match="divisible"):
     sharded.generate(state, s["prompt_bp"][:3], s["mask_bp"][:3])
+
+
+@pytest.mark.parametrize("mesh_shape", [None, (2, 2, 2)])
+def test_prompt_repeats_prefill_each_prompt_once_with_the_same_samples(setup, mesh_shape):
+  """GRPO layout (each prompt in r consecutive rows): prefilling once per prompt changes
+  nothing; on the mesh too, where the r copies of a prompt live on other devices."""
+  s, r = setup, 4
+  prompt_gp = np.repeat(s["prompt_bp"], r, axis=0)
+  mask_gp = np.repeat(s["mask_bp"], r, axis=0)
+  sampler, state = s["sampler"], s["state"]
+  if mesh_shape is not None:
+    mesh = shd.make_mesh(mesh_shape)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    state = jax.device_put(state, shd.state_shardings(abstract, mesh))
+    sampler = Sampler(
+      s["graphdef"], s["cfg"], max_prompt_len=P + 3, max_new_tokens=T, eos_id=s["eos"],
+      pad_id=PAD, mesh=mesh,
+    )  # fmt: skip
+  key = jax.random.key(11)
+  each = s["sampler"].generate(s["state"], prompt_gp, mask_gp, key, TRUNC)
+  shared = sampler.generate(state, prompt_gp, mask_gp, key, TRUNC, prompt_repeats=r)
+  # Independent samples per row, not r copies of one.
+  assert len({tuple(row) for row in np.asarray(shared.tokens_gt)}) > len(s["prompt_bp"])
+  np.testing.assert_array_equal(shared.tokens_gt, each.tokens_gt)
+  np.testing.assert_array_equal(shared.mask_gt, each.mask_gt)
+  np.testing.assert_allclose(shared.logp_gt, each.logp_gt, atol=1e-5)
+  np.testing.assert_allclose(shared.sample_logp_gt, each.sample_logp_gt, atol=1e-5)
+
+
+def test_prompt_repeats_that_do_not_match_the_rows_are_refused(setup):
+  s = setup
+  with pytest.raises(ValueError, match="prompt_repeats=3 does not divide the prompt batch of 4"):
+    s["sampler"].generate(s["state"], s["prompt_bp"], s["mask_bp"], prompt_repeats=3)
+  with pytest.raises(ValueError, match="rows 0..1 should hold one prompt but differ"):
+    s["sampler"].generate(s["state"], s["prompt_bp"], s["mask_bp"], prompt_repeats=2)

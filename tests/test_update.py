@@ -14,7 +14,7 @@ from jaxrl_verify.rl import update
 G, P, T = 16, 6, 5
 
 
-def _setup(accum: int, mesh=None):
+def _setup(accum: int, mesh=None, **loss_kwargs):
   cfg = get_preset("tiny")
   factory = lambda: Transformer(cfg, rngs=nnx.Rngs(0))
   if mesh is None:
@@ -32,7 +32,12 @@ def _setup(accum: int, mesh=None):
     rng=jax.random.PRNGKey(0),
   )
   loss_cfg = update.LossConfig(
-    grad_accum_steps=accum, kl_coef=0.1, kl_in_loss=True, has_ref=True, entropy_coef=0.01
+    grad_accum_steps=accum,
+    kl_coef=0.1,
+    kl_in_loss=True,
+    has_ref=True,
+    entropy_coef=0.01,
+    **loss_kwargs,
   )
   fn = jax.jit(update.make_update_fn(graphdef, None, tx, None, loss_cfg))
   return state, fn
@@ -94,6 +99,32 @@ def test_sharded_update_equals_single_device():
   )
   out_state, _ = sharded_fn(sharded_state, sharded_batch)
   _close(ref_state.policy, out_state.policy, atol=1e-5)
+
+
+def test_shared_prompt_update_equals_the_per_row_one_sharded_or_not():
+  """GRPO layout (2 prompts x 8 samples), 2 minibatches x 2 accumulation steps: each
+  microbatch holds 2 rows of each prompt, which `prompt_repeats_for` finds."""
+  group = 8
+  batch = _batch(3)
+  grouped = dict(
+    prompt_gp=np.repeat(batch.prompt_gp[::group], group, axis=0),
+    prompt_mask_gp=np.repeat(batch.prompt_mask_gp[::group], group, axis=0),
+  )
+  batch = batch.replace(**grouped)
+  repeats = update.prompt_repeats_for(group, minibatches=2, grad_accum_steps=2)
+  assert repeats == 2 and update.prompt_repeats_for(group, 3, 1) == 1
+  state, fn = _setup(2, minibatches=2)
+  ref_state, ref_m = fn(state, batch)
+  mesh = sharding.make_mesh((2, 2, 2))
+  for mesh_or_none in (None, mesh):
+    state, fn = _setup(2, mesh_or_none, minibatches=2, prompt_repeats=repeats)
+    if mesh_or_none is not None:
+      batch = jax.tree.map(
+        lambda x: jax.device_put(x, sharding.batch_sharding(mesh, x.ndim)), batch
+      )
+    out_state, out_m = fn(state, batch)
+    _close(ref_state.policy, out_state.policy, atol=1e-5)
+    np.testing.assert_allclose(out_m["loss/policy"], ref_m["loss/policy"], rtol=1e-4, atol=1e-6)
 
 
 def test_nonfinite_gradients_skip_the_update():

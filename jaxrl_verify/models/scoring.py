@@ -146,12 +146,7 @@ def _hidden_shared_prompt(model, prompt_bp, prompt_mask_bp, completion_gt, compl
   last_b1d = jnp.repeat(hidden_npd[:, -1:], r, axis=0)  # Slot p - 1 predicts token 0.
   if t == 1:
     return last_b1d
-  cache = KVCache(
-    k_lbskh=jnp.repeat(cache.k_lbskh, r, axis=1),
-    v_lbskh=jnp.repeat(cache.v_lbskh, r, axis=1),
-    valid_bs=jnp.repeat(cache.valid_bs, r, axis=0),
-    index=cache.index,
-  )
+  cache = cache.repeat(r)
   inputs_bt = completion_gt[:, :-1].astype(jnp.int32)
   valid_bt = completion_mask_gt[:, :-1].astype(jnp.bool_)
   # The joint forward's positions: real prompt tokens, then real completion tokens.

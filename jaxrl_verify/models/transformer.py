@@ -153,6 +153,17 @@ class KVCache:
   def max_len(self) -> int:
     return self.valid_bs.shape[1]
 
+  def repeat(self, r: int) -> KVCache:
+    """Each row repeated r times in place (row i becomes rows i*r .. i*r + r-1)."""
+    if r == 1:
+      return self
+    return KVCache(
+      k_lbskh=jnp.repeat(self.k_lbskh, r, axis=1),
+      v_lbskh=jnp.repeat(self.v_lbskh, r, axis=1),
+      valid_bs=jnp.repeat(self.valid_bs, r, axis=0),
+      index=self.index,
+    )
+
 
 class Attention(nnx.Module):
   """Multi-head / grouped-query / multi-query attention with RoPE."""

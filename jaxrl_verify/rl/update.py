@@ -96,6 +96,17 @@ class LossConfig:
   minibatches: int = 1
   grad_accum_steps: int = 1
   critic_warmup_steps: int = 0
+  # Consecutive rows of one (micro)batch sharing a prompt (see `scoring.completion_logprobs`);
+  # `prompt_repeats_for` derives it from the group layout. 1 encodes every row's prompt.
+  prompt_repeats: int = 1
+
+
+def prompt_repeats_for(group_size: int, minibatches: int, grad_accum_steps: int) -> int:
+  """Rows per prompt in each microbatch the update sees: `_split`'s strided parts keep a
+  group's rows together, `group_size / (minibatches x grad_accum_steps)` of them, when
+  that divides; otherwise 1 (every row encodes its own prompt)."""
+  parts = minibatches * grad_accum_steps
+  return group_size // parts if group_size % parts == 0 else 1
 
 
 def make_optimizer(
@@ -191,6 +202,7 @@ def make_update_fn(
       mb.completion_gt,
       mb.completion_mask_gt,
       return_entropy=True,
+      prompt_repeats=cfg.prompt_repeats,
     )
     norm = dict(counts, max_len=mb.mask_gt.shape[1])
     tis = None

@@ -7,7 +7,10 @@ How one `generate` call runs (one compiled program per batch size, prompt width 
 `SamplingParams.static_key`):
 
 1. Prefill: the left-padded prompt `[b, p]` goes through the decoder once, writing
-   cache slots `0..p-1`; logits are computed for the last prompt slot only.
+   cache slots `0..p-1`; logits are computed for the last prompt slot only. With
+   `prompt_repeats=r` (rows in blocks of r copies of one prompt, as GRPO groups and
+   pass@k batches are), each block's prompt is prefilled once and its cache and
+   logits are repeated r times: the same sampling for 1/r of the prefill compute.
 2. Decode: a `lax.while_loop` over a cache preallocated with `p + max_new_tokens`
    slots. Step `s` feeds the token sampled at step `s-1` into slot `p + s - 1` and
    samples token `s`. The loop exits as soon as every row has emitted EOS or a stop
@@ -50,7 +53,14 @@ class SamplerEngine(Protocol):
   """What callers of a sampler rely on (and nothing more)."""
 
   def generate(
-    self, state, tokens_bp, mask_bp, rng=None, params: SamplingParams | None = None
+    self,
+    state,
+    tokens_bp,
+    mask_bp,
+    rng=None,
+    params: SamplingParams | None = None,
+    *,
+    prompt_repeats: int = 1,
   ) -> Rollout: ...
 
 
@@ -100,7 +110,14 @@ class Sampler:
   # ------------------------------------------------------------------ public API
 
   def generate(
-    self, state, tokens_bp, mask_bp, rng=None, params: SamplingParams | None = None
+    self,
+    state,
+    tokens_bp,
+    mask_bp,
+    rng=None,
+    params: SamplingParams | None = None,
+    *,
+    prompt_repeats: int = 1,
   ) -> Rollout:
     """Samples `max_new_tokens` (at most) per row.
 
@@ -110,19 +127,21 @@ class Sampler:
       mask_bp: bool [b, p] True on real prompt tokens; every row needs one.
       rng: PRNG key; default `jax.random.key(params.seed)`.
       params: sampling parameters; default `SamplingParams()` (temperature 1).
+      prompt_repeats: r > 1 when rows come in blocks of r identical prompts
+        (`np.repeat(prompts, r, axis=0)`); each block is then prefilled once.
 
     Returns:
       A `Rollout` with arrays of shape [b, max_new_tokens] / [b] (see `types.py`).
     """
     params = SamplingParams() if params is None else params
-    self._check_inputs(tokens_bp, mask_bp, params)
+    self._check_inputs(tokens_bp, mask_bp, params, prompt_repeats)
     steps = self.max_new_tokens if params.max_new_tokens is None else params.max_new_tokens
     if rng is None:
       rng = jax.random.key(params.seed)
     if self.mesh is not None:
       tokens_bp = jax.device_put(tokens_bp, shd.batch_sharding(self.mesh, 2))
       mask_bp = jax.device_put(mask_bp, shd.batch_sharding(self.mesh, 2))
-    fn = self._fn(params.static_key)
+    fn = self._fn(params.static_key, int(prompt_repeats))
     return fn(
       state,
       jnp.asarray(tokens_bp, jnp.int32),
@@ -133,7 +152,7 @@ class Sampler:
 
   # ------------------------------------------------------------------ validation
 
-  def _check_inputs(self, tokens_bp, mask_bp, params: SamplingParams) -> None:
+  def _check_inputs(self, tokens_bp, mask_bp, params: SamplingParams, repeats: int) -> None:
     if np.ndim(tokens_bp) != 2 or np.shape(tokens_bp) != np.shape(mask_bp):
       raise ValueError(
         f"Prompt tokens {np.shape(tokens_bp)} and mask {np.shape(mask_bp)} must be 2-D "
@@ -153,6 +172,11 @@ class Sampler:
         f"SamplingParams.max_new_tokens={params.max_new_tokens} exceeds the sampler's cache "
         f"room of max_new_tokens={self.max_new_tokens}; build the Sampler with more."
       )
+    if repeats < 1 or b % repeats:
+      raise ValueError(
+        f"prompt_repeats={repeats} does not divide the prompt batch of {b} rows; pass a "
+        "divisor of the batch size (the number of copies of each prompt)."
+      )
     if self.mesh is not None:
       shd.check_batch_divides(b, self.mesh, "prompt batch size")
     if isinstance(mask_bp, jax.Array) and not mask_bp.is_fully_addressable:
@@ -170,23 +194,37 @@ class Sampler:
         f"Prompt rows {not_left.tolist()[:8]} do not end with a real token; prompts must be "
         "LEFT-padded (pads first, mask True on the last column)."
       )
+    if repeats > 1:
+      tokens = np.where(mask, np.asarray(tokens_bp), 0).reshape(b // repeats, repeats, p)
+      blocks = mask.reshape(b // repeats, repeats, p)
+      differs = np.flatnonzero(
+        ~((tokens == tokens[:, :1]).all(axis=(1, 2)) & (blocks == blocks[:, :1]).all(axis=(1, 2)))
+      )
+      if differs.size:
+        first = int(differs[0]) * repeats
+        raise ValueError(
+          f"With prompt_repeats={repeats}, rows {first}..{first + repeats - 1} should hold "
+          "one prompt but differ; repeat each prompt in consecutive rows "
+          "(np.repeat(prompts, r, axis=0)) or pass prompt_repeats=1."
+        )
 
   # ------------------------------------------------------------------ compiled program
 
-  def _fn(self, static_key):
-    if static_key not in self._compiled:
+  def _fn(self, static_key, prompt_repeats: int):
+    key = (static_key, prompt_repeats)
+    if key not in self._compiled:
       temperature, top_k, top_p = static_key
       params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
-      fn = functools.partial(_generate, self.graphdef, self.cfg, self, params)
+      fn = functools.partial(_generate, self.graphdef, self.cfg, self, params, prompt_repeats)
       if self.mesh is None:
-        self._compiled[static_key] = jax.jit(fn)
+        self._compiled[key] = jax.jit(fn)
       else:
         rows = shd.batch_sharding(self.mesh, 2)
         out = Rollout(
           rows, rows, rows, rows, shd.batch_sharding(self.mesh, 1), shd.batch_sharding(self.mesh, 1)
         )
-        self._compiled[static_key] = jax.jit(fn, out_shardings=out)
-    return self._compiled[static_key]
+        self._compiled[key] = jax.jit(fn, out_shardings=out)
+    return self._compiled[key]
 
   def _cache_sharding(self):
     tensor = self.mesh.shape["tensor"]
@@ -199,24 +237,27 @@ def _generate(
   cfg: ModelConfig,
   sampler: Sampler,
   params: SamplingParams,
+  r: int,
   state,
   tokens_bp,
   mask_bp,
   rng,
   max_steps,
 ):
-  """The jitted body of `Sampler.generate` (all arguments after `params` are traced)."""
+  """The jitted body of `Sampler.generate` (arguments after `r`, the prompt repeats, are traced)."""
   model = nnx.merge(graphdef, state)
   b, p = tokens_bp.shape
   big_t, pad = sampler.max_new_tokens, sampler.pad_id
   stop_ids = jnp.asarray(sampler.stop_ids or (-1,), jnp.int32)
 
-  # ---- prefill: a p-slot cache, logits only for the last prompt slot
-  prefill = KVCache.init(cfg, b, p)
-  hidden_bpd, prefill = model.decoder(
-    tokens_bp, default_positions(tokens_bp, mask_bp), mask_bp, prefill
+  # ---- prefill: a p-slot cache for each distinct prompt, logits only for its last slot
+  prompt_np, mask_np = tokens_bp[::r], mask_bp[::r]
+  prefill = KVCache.init(cfg, b // r, p)
+  hidden_npd, prefill = model.decoder(
+    prompt_np, default_positions(prompt_np, mask_np), mask_np, prefill
   )
-  cache = DecodeCache.from_prefill(prefill, p + big_t)
+  logits_bv = jnp.repeat(model.logits(hidden_npd[:, -1:])[:, 0], r, axis=0)
+  cache = DecodeCache.from_prefill(prefill.repeat(r), p + big_t)
   if sampler.mesh is not None:
     kv = sampler._cache_sharding()
     cache = cache.replace(
@@ -224,7 +265,7 @@ def _generate(
       v_bksh=jax.lax.with_sharding_constraint(cache.v_bksh, kv),
     )
   rng, key = jax.random.split(rng)
-  token_b, logp_b, slogp_b = sample_from_logits(model.logits(hidden_bpd[:, -1:])[:, 0], key, params)
+  token_b, logp_b, slogp_b = sample_from_logits(logits_bv, key, params)
   n_prompt_b = mask_bp.sum(axis=1).astype(jnp.int32)
   tokens_bt = jnp.full((b, big_t), pad, jnp.int32).at[:, 0].set(token_b)
   logp_bt = jnp.zeros((b, big_t), jnp.float32).at[:, 0].set(logp_b)
