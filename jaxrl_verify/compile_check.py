@@ -293,7 +293,8 @@ def check(config, devices) -> list[Report]:
     replicated((2,), jnp.uint32),
     replicated((), jnp.int32),
   )
-  sample = sampler._fn(sampling.static_key).lower(*sample_args)
+  # As train.py samples: each group's prompt is prefilled once (prompt_repeats).
+  sample = sampler._fn(sampling.static_key, config.rollout.group_size).lower(*sample_args)
 
   f32 = lambda: rows((g, t), jnp.float32)  # noqa: E731
   batch = update_lib.TrainBatch(
