@@ -67,7 +67,9 @@ class DeviceScorer:
     @jax.jit
     def values(value_state, prompt_gp, prompt_mask_gp, completion_gt, mask_gt):
       model = nnx.merge(value_graphdef, value_state)
-      return update.critic_values(model, prompt_gp, prompt_mask_gp, completion_gt, mask_gt)
+      return update.critic_values(
+        model, prompt_gp, prompt_mask_gp, completion_gt, mask_gt, prompt_repeats=cfg.group_size
+      )
 
     estimator = functools.partial(
       advantages_lib.ADVANTAGES.get(cfg.advantage),

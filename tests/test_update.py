@@ -8,7 +8,7 @@ from flax import nnx
 
 from jaxrl_verify import sharding
 from jaxrl_verify.models.config import get_preset
-from jaxrl_verify.models.transformer import Transformer
+from jaxrl_verify.models.transformer import Transformer, ValueModel
 from jaxrl_verify.rl import update
 
 G, P, T = 16, 6, 5
@@ -136,3 +136,29 @@ def test_nonfinite_gradients_skip_the_update():
   new, metrics = fn(state, batch)
   _close(state.policy, new.policy, atol=0)
   assert float(metrics["update/skipped_nonfinite"]) == 1.0
+
+
+def test_critic_values_read_the_state_before_each_token_with_shared_prompts_too():
+  cfg = get_preset("tiny")
+  graphdef, state = nnx.split(ValueModel(cfg, rngs=nnx.Rngs(2)))
+  group = 4
+  batch = _batch(4)
+  prompt_gp = np.repeat(batch.prompt_gp[::group], group, axis=0)
+  prompt_mask_gp = np.repeat(batch.prompt_mask_gp[::group], group, axis=0)
+  args = (prompt_gp, prompt_mask_gp, batch.completion_gt, batch.completion_mask_gt)
+
+  @jax.jit
+  def values(state):
+    model = nnx.merge(graphdef, state)
+    joint = update.critic_values(model, *args)
+    shared = update.critic_values(model, *args, prompt_repeats=group)
+    # Reference: the model over the whole sequence, read at slots p-1 .. p+t-2.
+    tokens = jnp.concatenate([prompt_gp, batch.completion_gt], axis=1)
+    valid = jnp.concatenate([prompt_mask_gp, batch.completion_mask_gt], axis=1)
+    full = model(tokens, valid_bt=valid)[:, P - 1 : P - 1 + T] * batch.completion_mask_gt
+    return joint, shared, full
+
+  joint, shared, full = values(state)
+  np.testing.assert_allclose(joint, full, atol=1e-6)
+  np.testing.assert_allclose(shared, full, atol=1e-5)
+  assert np.all(np.asarray(joint)[~batch.completion_mask_gt] == 0.0)

@@ -105,17 +105,9 @@ def completion_logprobs(
     `logp_gt` float32 [b, t], 0 where `completion_mask_gt` is False; with
     `return_entropy`, `(logp_gt, entropy_gt)` (entropy also 0 where masked).
   """
-  if prompt_repeats > 1:
-    hidden_btd = _hidden_shared_prompt(
-      model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, prompt_repeats
-    )
-  else:
-    p, t = prompt_bp.shape[1], completion_gt.shape[1]
-    tokens_bs = jnp.concatenate([prompt_bp, completion_gt], axis=1).astype(jnp.int32)
-    valid_bs = jnp.concatenate([prompt_mask_bp, completion_mask_gt], axis=1).astype(jnp.bool_)
-    hidden_bsd, _ = model.decoder(tokens_bs, default_positions(tokens_bs, valid_bs), valid_bs)
-    # Slot p - 1 + j holds the token right before completion token j.
-    hidden_btd = hidden_bsd[:, p - 1 : p - 1 + t]
+  hidden_btd = completion_hidden(
+    model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, prompt_repeats
+  )
   logp_gt, ent_gt = _score_hidden(
     model, hidden_btd, completion_gt.astype(jnp.int32), return_entropy, chunk_size
   )
@@ -124,6 +116,27 @@ def completion_logprobs(
   if return_entropy:
     return logp_gt, jnp.where(mask_gt, ent_gt, 0.0)
   return logp_gt
+
+
+def completion_hidden(
+  model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, prompt_repeats: int = 1
+) -> jax.Array:
+  """Decoder hidden states [b, t, d] that predict the completion tokens.
+
+  Row j of the result is the state right before completion token j is emitted (slot
+  p - 1 + j of `[prompt, completion]`): what the policy's vocabulary projection and
+  the critic's value head read. `model` is any module with `.decoder` and `.cfg`
+  (`Transformer`, `ValueModel`); arguments as in `completion_logprobs`.
+  """
+  if prompt_repeats > 1:
+    return _hidden_shared_prompt(
+      model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, prompt_repeats
+    )
+  p, t = prompt_bp.shape[1], completion_gt.shape[1]
+  tokens_bs = jnp.concatenate([prompt_bp, completion_gt], axis=1).astype(jnp.int32)
+  valid_bs = jnp.concatenate([prompt_mask_bp, completion_mask_gt], axis=1).astype(jnp.bool_)
+  hidden_bsd, _ = model.decoder(tokens_bs, default_positions(tokens_bs, valid_bs), valid_bs)
+  return hidden_bsd[:, p - 1 : p - 1 + t]
 
 
 def _hidden_shared_prompt(model, prompt_bp, prompt_mask_bp, completion_gt, completion_mask_gt, r):

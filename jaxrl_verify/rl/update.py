@@ -255,7 +255,12 @@ def make_update_fn(
   def value_loss(params, mb: TrainBatch, counts):
     model = nnx.merge(value_graphdef, params)
     values_gt = critic_values(
-      model, mb.prompt_gp, mb.prompt_mask_gp, mb.completion_gt, mb.completion_mask_gt
+      model,
+      mb.prompt_gp,
+      mb.prompt_mask_gp,
+      mb.completion_gt,
+      mb.completion_mask_gt,
+      prompt_repeats=cfg.prompt_repeats,
     )
     loss, metrics = losses.value_loss(
       values_gt,
@@ -322,15 +327,17 @@ def _notfinite_count(opt_state) -> jax.Array:
   return jnp.asarray(opt_state.total_notfinite, jnp.float32)
 
 
-def critic_values(value_model, prompt_gp, prompt_mask_gp, completion_gt, completion_mask_gt):
+def critic_values(
+  value_model, prompt_gp, prompt_mask_gp, completion_gt, completion_mask_gt, prompt_repeats=1
+):
   """float32 [g, t] V(s_t): the value of the state before completion token t is emitted.
 
-  The state before token t ends with the previous token, so values are read at the
-  positions p-1 .. p+t-2 of the concatenated sequence (the same positions whose
-  logits predict the completion tokens).
+  The state before token t ends with the previous token, so values are read from the
+  hidden states that predict the completion tokens (`scoring.completion_hidden`, with
+  the same `prompt_repeats` contract); 0 where `completion_mask_gt` is False.
   """
-  tokens = jnp.concatenate([prompt_gp, completion_gt], axis=1)
-  valid = jnp.concatenate([prompt_mask_gp, completion_mask_gt], axis=1)
-  values_gs = value_model(tokens, valid_bt=valid)
-  p, t = prompt_gp.shape[1], completion_gt.shape[1]
-  return values_gs[:, p - 1 : p + t - 1] * completion_mask_gt
+  hidden_gtd = scoring.completion_hidden(
+    value_model, prompt_gp, prompt_mask_gp, completion_gt, completion_mask_gt, prompt_repeats
+  )
+  values_gt = value_model.value_head(hidden_gtd)[..., 0].astype(jnp.float32)
+  return values_gt * completion_mask_gt
