@@ -32,7 +32,7 @@ Ahead-of-time check on a CPU (no TPU needed):
 
   python -m jaxrl_verify.compile_check --config=configs/grpo_gsm8k_qwen2p5_1p5b.py --topology=v5p-16
 
-reported, per v5p chip (95.73 GiB HBM): sampler 27.80 GiB, train step 70.16 GiB:
+reported, per v5p chip (95.73 GiB HBM): sampler 16.77 GiB, train step 70.16 GiB:
 both fit.
 """
 

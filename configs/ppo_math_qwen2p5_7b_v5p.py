@@ -32,7 +32,7 @@ Ahead-of-time check on a CPU (no TPU needed):
 
   python -m jaxrl_verify.compile_check --config=configs/ppo_math_qwen2p5_7b_v5p.py --topology=v5p-64
 
-reported, per v5p chip (95.73 GiB HBM): sampler 29.91 GiB, train step 42.53 GiB:
+reported, per v5p chip (95.73 GiB HBM): sampler 29.92 GiB, train step 43.42 GiB:
 both fit.
 """
 

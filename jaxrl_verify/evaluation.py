@@ -65,7 +65,7 @@ def _sample_and_verify(
   tokens = np.repeat(batch.tokens_bp, repeats, axis=0)
   mask = np.repeat(batch.mask_bp, repeats, axis=0)
   tokens, mask = distributed.to_global((tokens, mask), mesh)
-  rollout = sampler.generate(policy_state, tokens, mask, rng, params)
+  rollout = sampler.generate(policy_state, tokens, mask, rng, params, prompt_repeats=repeats)
   tokens_gt, mask_gt = distributed.to_local((rollout.tokens_gt, rollout.mask_gt), mesh)
   texts = tokenizer.decode_batch(tokens_gt, mask_gt)
   tickets = [
