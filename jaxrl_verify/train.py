@@ -292,10 +292,15 @@ def train_and_evaluate(
       mask_truncated=config.algo.mask_truncated,
     ),
   )
+  losses_cfg = loss_config(config)
+  logging.info(
+    "Each prompt is encoded once per group of %d samples when sampling and scoring, and "
+    "once per %d rows in the update's microbatches.",
+    config.rollout.group_size,
+    losses_cfg.prompt_repeats,
+  )
   update_fn = jax.jit(
-    update_lib.make_update_fn(
-      policy_graphdef, value_graphdef, policy_tx, value_tx, loss_config(config)
-    ),
+    update_lib.make_update_fn(policy_graphdef, value_graphdef, policy_tx, value_tx, losses_cfg),
     donate_argnums=0,
   )
 
