@@ -154,7 +154,7 @@ class KVCache:
     return self.valid_bs.shape[1]
 
   def repeat(self, r: int) -> KVCache:
-    """Each row repeated r times in place (row i becomes rows i*r .. i*r + r-1)."""
+    """A cache with each row repeated r times, copies adjacent (row i -> rows i*r .. i*r+r-1)."""
     if r == 1:
       return self
     return KVCache(

@@ -142,7 +142,9 @@ def _split(batch: TrainBatch, parts: int) -> TrainBatch:
 
   With the batch sharded over devices along g, a strided split keeps every part's
   rows on the devices that already hold them (a contiguous split would gather).
-  Advantages are computed before the split, so group structure does not matter.
+  Advantages are computed before the split. A group's G consecutive rows stay
+  consecutive in every part (G / parts of them when parts divides G), which lets the
+  forward encode their shared prompt once (`prompt_repeats_for`).
   """
   return jax.tree.map(
     lambda x: jnp.swapaxes(x.reshape(x.shape[0] // parts, parts, *x.shape[1:]), 0, 1), batch
