@@ -37,9 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = "configs/quickstart.py:runlocal"
 OVERRIDES = [
   "--config.sft.steps=2",
-  # Eval batches shaped like the training rollout (32 rows), so pass@2's sampling reuses
-  # the training sampler's program instead of compiling another.
-  "--config.eval.k=2",
+  # Eval batches shaped like the training rollout (8 prompts x 4 samples: 32 rows, each
+  # prompt repeated 4 times), so pass@4's sampling reuses the training sampler's program
+  # instead of compiling another.
+  "--config.eval.k=4",
   "--config.eval.batch_size=32",
   "--config.eval.num_examples=16",
   "--config.verifier.workers=1",
@@ -139,7 +140,7 @@ def test_two_processes_match_one_and_resume(tmp_path):
   # Not vacuous: the updates moved the policy, so steps 2-3 depend on the all-reduce.
   assert ref[1]["grad_norm/policy"] > 0 and ref[2]["kl"] > 0
   assert ref[3]["entropy"] != ref[1]["entropy"]
-  assert "eval/pass@2" in got[0] and "eval/pass@2" in got[3]
+  assert "eval/pass@4" in got[0] and "eval/pass@4" in got[3]
   for step in range(4):
     _compare(ref[step], got[step], step)
 
