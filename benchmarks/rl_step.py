@@ -16,9 +16,10 @@ device computes reference logprobs; TRL calls its reward function serially, as i
 `--peer` measures TRL's GRPOTrainer (PyTorch, CPU) on identical work: a random
 LlamaForCausalLM of the bench shape, 64 completions x 32 tokens (min_new_tokens=32), the
 same math verifier (and sleep) in its reward function, beta 0.04, fp32 (TRL defaults to
-bf16), no gradient checkpointing. Both run in this process one after the other; the
-machine is shared, so only the ratios are meaningful. Prints one JSON object per
-system, then the ratios.
+bf16), no gradient checkpointing. Identical work means the same results, not the same
+FLOPs: ours encodes each group's prompt once (sampling, reference, update), TRL once per
+sample. Both run in this process one after the other; the machine is shared, so only
+the ratios are meaningful. Prints one JSON object per system, then the ratios.
 """
 
 from __future__ import annotations
