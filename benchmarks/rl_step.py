@@ -44,6 +44,7 @@ from jaxrl_verify import config_lib, experience, train  # noqa: E402
 from jaxrl_verify import sharding as shd  # noqa: E402
 from jaxrl_verify.data import pipeline, tasks  # noqa: E402
 from jaxrl_verify.models import config as model_config  # noqa: E402
+from jaxrl_verify.models import hf  # noqa: E402
 from jaxrl_verify.models.transformer import Transformer  # noqa: E402
 from jaxrl_verify.rl import update as update_lib  # noqa: E402
 from jaxrl_verify.sampler import Sampler, SamplingParams  # noqa: E402
@@ -235,23 +236,17 @@ def run_trl(args, task, data_dir, workdir) -> dict:
     unk_token="<unk>",
     padding_side="left",
   )
-  b = model_config.PRESETS["bench"]
   torch.manual_seed(0)
+  # The bench shape through the exporter's mapping (`hf.to_hf_config`), as ours.
+  bench = model_config.get_preset("bench", vocab_size=512)
   model = transformers.LlamaForCausalLM(
     transformers.LlamaConfig(
-      vocab_size=512,
-      hidden_size=b.embed_dim,
-      intermediate_size=b.mlp_dim,
-      num_hidden_layers=b.num_layers,
-      num_attention_heads=b.num_heads,
-      num_key_value_heads=b.num_kv_heads,
-      head_dim=b.head_dim,
-      rms_norm_eps=b.norm_eps,
-      rope_theta=b.rope_theta,
-      tie_word_embeddings=False,
-      pad_token_id=0,
-      bos_token_id=1,
-      eos_token_id=2,
+      **{
+        **hf.to_hf_config(bench, "llama"),
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+      }
     )
   )
   # TRL builds its reference model from the policy's path: save the random model first.

@@ -61,6 +61,7 @@ from flax import nnx  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxrl_verify import sharding  # noqa: E402
+from jaxrl_verify.models import hf  # noqa: E402
 from jaxrl_verify.models.config import get_preset  # noqa: E402
 from jaxrl_verify.models.transformer import Transformer  # noqa: E402
 from jaxrl_verify.sampler import Sampler, SamplingParams  # noqa: E402
@@ -148,21 +149,15 @@ def make_peer(cfg, batch: int, threads: int | None):
   if threads:
     torch.set_num_threads(threads)
 
+  # The same shape as ours, through the exporter's mapping (`hf.to_hf_config`).
   hf_cfg = transformers.LlamaConfig(
-    vocab_size=cfg.vocab_size,
-    hidden_size=cfg.embed_dim,
-    intermediate_size=cfg.mlp_dim,
-    num_hidden_layers=cfg.num_layers,
-    num_attention_heads=cfg.num_heads,
-    num_key_value_heads=cfg.num_kv_heads,
-    head_dim=cfg.head_dim,
-    rms_norm_eps=cfg.norm_eps,
-    rope_theta=cfg.rope_theta,
-    tie_word_embeddings=cfg.tie_embeddings,
-    max_position_embeddings=PROMPT_LEN + NEW_TOKENS,
-    pad_token_id=0,
-    eos_token_id=1,
-    bos_token_id=2,
+    **{
+      **hf.to_hf_config(cfg, "llama"),
+      "max_position_embeddings": PROMPT_LEN + NEW_TOKENS,
+      "pad_token_id": 0,
+      "eos_token_id": 1,
+      "bos_token_id": 2,
+    }
   )
   torch.manual_seed(0)
   model = transformers.LlamaForCausalLM._from_config(

@@ -69,6 +69,7 @@ class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   @classmethod
   def missing_files_message(cls, manual_dir: str | None) -> str:
+    """The exact instruction for providing the files; every dataset subclass defines it."""
     raise NotImplementedError
 
 
