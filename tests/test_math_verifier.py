@@ -16,16 +16,13 @@ from jaxrl_verify.verifiers.math import (
 )
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-PUBLIC = _REPO.parent / "shared" / "cases" / "math_public.jsonl"
+PUBLIC = _REPO / "tests" / "data" / "math_public.jsonl"
 HELDOUT = _REPO / "tests" / "data" / "math_heldout.jsonl"
 
 
 def _load(path: pathlib.Path) -> list[dict]:
   if not path.exists():
-    raise FileNotFoundError(
-      f"{path} is missing: the math cases live in shared/cases/ beside the repository "
-      "(clone the repo next to the shared/ folder)."
-    )
+    raise FileNotFoundError(f"{path} is missing: the math cases ship in tests/data/.")
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

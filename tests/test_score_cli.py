@@ -11,13 +11,11 @@ import pytest
 from jaxrl_verify import score
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-PUBLIC = _REPO.parent / "shared" / "cases" / "math_public.jsonl"
+PUBLIC = _REPO / "tests" / "data" / "math_public.jsonl"
 sys.path.insert(0, str(_REPO / "tests"))
 
 
 def test_cli_scores_public_cases_and_reports_malformed_lines(tmp_path):
-  if not PUBLIC.exists():
-    raise FileNotFoundError(f"{PUBLIC} is missing: clone the repo beside the shared/ folder.")
   cases = [json.loads(line) for line in PUBLIC.read_text().splitlines() if line.strip()]
   lines = [json.dumps(c) for c in cases]
   bad = {
