@@ -6,8 +6,8 @@ One iteration = GRPO on the arithmetic task with the `bench` model preset (4 lay
 d=256, vocab 512): 8 prompts x 8 samples, exactly 32 completion tokens each (EOS is
 ignored: `Sampler(eos_id=None)`), math verification of all 64 completions, reference
 logprobs (KL k3 in the loss, beta 0.04), one optimizer step on the whole batch. Ours
-is built from the same functions `train.py` wires (`experience.collect`, the jitted
-update from `train.loss_config`), so the figure is the trainer's.
+is built from the same functions `train.py` wires (`experience.Experience`, the jitted
+update from `setup_lib.loss_config`), so the figure is the trainer's.
 
 `--slow-verifier-ms MS` makes every verification sleep MS ms first (`math_slow` in
 `benchmarks/slow_verifier.py`): our pool runs `--workers` of them at once while the
@@ -40,7 +40,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxrl_verify import config_lib, experience, train  # noqa: E402
+from jaxrl_verify import config_lib, experience, setup_lib  # noqa: E402
 from jaxrl_verify import sharding as shd  # noqa: E402
 from jaxrl_verify.data import pipeline, tasks  # noqa: E402
 from jaxrl_verify.models import config as model_config  # noqa: E402
@@ -63,7 +63,7 @@ def bench_config():
   c.rollout.prompts_per_step, c.rollout.group_size = PROMPTS, GROUP
   c.rollout.max_new_tokens = NEW_TOKENS
   c.algo.advantage, c.algo.kl_coef, c.algo.kl_estimator = "grpo", BETA, "k3"
-  c.algo.eps_high = 0.2
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.2
   c.algo.tis_cap = 0.0
   c.optim.learning_rate = 1e-6
   c.total_steps = 1000
@@ -84,7 +84,7 @@ def run_ours(args, task, data_dir, tok) -> dict:
   cfg = model_config.get_preset("bench", vocab_size=-(-tok.vocab_size // 128) * 128)
   rules = tuple(config.sharding_rules)
   graphdef, policy, _ = shd.create_sharded(lambda: Transformer(cfg, rngs=nnx.Rngs(0)), mesh, rules)
-  tx = train._optimizer(config, config.optim.learning_rate, 0)
+  tx = setup_lib.optimizers(config).policy
   state = update_lib.TrainState(
     step=jnp.zeros((), jnp.int32),
     policy=policy,
@@ -108,15 +108,8 @@ def run_ours(args, task, data_dir, tok) -> dict:
     pad_id=tok.pad_id,
     mesh=mesh,
   )
-  scorer = experience.DeviceScorer(
-    graphdef,
-    None,
-    experience.ExperienceConfig(
-      group_size=GROUP, advantage="grpo", needs_ref=True, kl_coef=BETA, kl_estimator="k3"
-    ),
-  )
   update_fn = jax.jit(
-    update_lib.make_update_fn(graphdef, None, tx, None, train.loss_config(config)),
+    update_lib.make_update_fn(graphdef, None, tx, None, setup_lib.loss_config(config)),
     donate_argnums=0,
   )
   prompts = pipeline.PromptIterator(
@@ -133,6 +126,24 @@ def run_ours(args, task, data_dir, tok) -> dict:
     verifier, imports = "math_slow", ("slow_verifier",)
   pool = VerifierPool(num_workers=args.workers, imports=imports, cache_size=0)
   pool.map([{"verifier": verifier, "completion": "\\boxed{1}", "reference": "1"}] * args.workers)
+  collector = experience.Experience(
+    experience.ExperienceConfig(
+      group_size=GROUP,
+      verifier=verifier,
+      advantage="grpo",
+      needs_ref=True,
+      kl_coef=BETA,
+      kl_estimator="k3",
+    ),
+    sampler=sampler,
+    sampling=SamplingParams(temperature=1.0),
+    pool=pool,
+    tokenizer=tok,
+    mesh=mesh,
+    policy_graphdef=graphdef,
+    value_graphdef=None,
+  )
+  scorer = collector.scorer
 
   rows = []
   for i in range(args.warmup + args.iters):
@@ -141,18 +152,8 @@ def run_ours(args, task, data_dir, tok) -> dict:
       batch_in.fields[:] = [{"sleep_ms": args.slow_verifier_ms}] * len(batch_in.fields)
     t0 = time.perf_counter()
     rng = jax.random.fold_in(jax.random.PRNGKey(1), i)
-    batch, m, _ = experience.collect(
-      state,
-      batch_in,
-      rng,
-      sampler=sampler,
-      sampling=SamplingParams(temperature=1.0),
-      scorer=scorer,
-      pool=pool,
-      verifier=verifier,
-      tokenizer=tok,
-      mesh=mesh,
-    )
+    one = collector.collect(state, batch_in, rng)
+    batch, m = one.batch, one.metrics
     t1 = time.perf_counter()
     state, um = update_fn(state, batch)
     jax.device_get(um)

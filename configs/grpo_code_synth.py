@@ -58,8 +58,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.verifier.timeout_s = 60.0  # Longer than the sandbox's own deadline (see above).
 
   c.algo.advantage = "grpo"
-  c.algo.eps_low = 0.2
-  c.algo.eps_high = 0.28
+  c.algo.loss_hparams.ppo_clip.eps_low = 0.2
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.28
   c.optim.learning_rate = 5e-4
   c.optim.warmup_steps = 5
   c.ppo.minibatches = 2

@@ -57,8 +57,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.rollout.temperature = 1.0
 
   c.algo.advantage = "grpo"
-  c.algo.eps_low = 0.2
-  c.algo.eps_high = 0.28
+  c.algo.loss_hparams.ppo_clip.eps_low = 0.2
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.28
   c.algo.aggregation = "token_mean"
   c.algo.kl_coef = 1e-3
   c.algo.kl_estimator = "k3"

@@ -55,13 +55,15 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.rollout.temperature = 1.0
 
   c.algo.advantage = "gae"
-  c.algo.gamma = 1.0  # Episodic, one terminal reward: no discounting (verl's PPO default).
-  c.algo.lam = 0.95  # Policy GAE lambda.
+  c.algo.advantage_hparams.gae.gamma = (
+    1.0  # Episodic, one terminal reward: no discounting (verl's PPO default).
+  )
+  c.algo.advantage_hparams.gae.lam = 0.95  # Policy GAE lambda.
   # VAPO's decoupled GAE: the critic regresses on lambda=1 (Monte-Carlo) returns, which
   # are unbiased for a terminal reward, while the policy uses the lower-variance 0.95.
-  c.algo.lambda_critic = 1.0
-  c.algo.eps_low = 0.2
-  c.algo.eps_high = 0.2  # Symmetric clip: classic PPO.
+  c.algo.advantage_hparams.gae.lambda_critic = 1.0
+  c.algo.loss_hparams.ppo_clip.eps_low = 0.2
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.2  # Symmetric clip: classic PPO.
   c.algo.aggregation = "token_mean"
   c.algo.kl_coef = 0.05
   c.algo.kl_estimator = "k1"

@@ -76,11 +76,11 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.verifier.timeout_s = 10.0
 
   c.algo.advantage = "gae"
-  c.algo.gamma = 1.0
-  c.algo.lam = 0.95
-  c.algo.lambda_critic = 1.0
-  c.algo.eps_low = 0.2
-  c.algo.eps_high = 0.28
+  c.algo.advantage_hparams.gae.gamma = 1.0
+  c.algo.advantage_hparams.gae.lam = 0.95
+  c.algo.advantage_hparams.gae.lambda_critic = 1.0
+  c.algo.loss_hparams.ppo_clip.eps_low = 0.2
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.28
   c.algo.aggregation = "token_mean"
   c.algo.kl_coef = 1e-3
   c.algo.kl_estimator = "k1"

@@ -52,8 +52,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.rollout.temperature = 1.0
 
   c.algo.advantage = "grpo"
-  c.algo.eps_low = 0.2
-  c.algo.eps_high = 0.28
+  c.algo.loss_hparams.ppo_clip.eps_low = 0.2
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.28
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 5
   c.ppo.epochs = 1

@@ -38,14 +38,11 @@ import jax.numpy as jnp
 from absl import app, flags
 from flax import nnx
 
-from jaxrl_verify import config_lib
+from jaxrl_verify import config_lib, run_flags, setup_lib
 from jaxrl_verify import sharding as shd
-from jaxrl_verify.models import config as model_config
+from jaxrl_verify.models.transformer import Transformer
 from jaxrl_verify.rl import update as update_lib
-from jaxrl_verify.sampler import Sampler, SamplingParams
-
-# The trainer's own loss/optimizer wiring (not a copy), and its --config flag.
-from jaxrl_verify import train  # noqa: E402  isort: skip
+from jaxrl_verify.sampler import Sampler
 
 _TOPOLOGY = flags.DEFINE_string("topology", None, "e.g. v5p-64, v5litepod-16 or v5p:4x4x2.")
 
@@ -109,53 +106,14 @@ def topology_devices(accelerator: str) -> list:
     ) from None
 
 
-def model_config_of(config) -> model_config.ModelConfig:
-  """The model the run would build, without loading weights or training a tokenizer."""
-  if config.model.init_from and os.path.isdir(config.model.init_from):
-    from jaxrl_verify.models import io as model_io
+def model_config_of(config):
+  """The model the run would build, without loading weights or training a tokenizer.
 
-    cfg = model_io.load_config(config.model.init_from)
-    return cfg.replace(
-      dtype=config.model.dtype, param_dtype=config.model.param_dtype, remat=config.model.remat
-    )
-  overrides = dict(config.model.overrides)
-  vocab = overrides.pop("vocab_size", None)
-  if vocab is None and config.model.preset == "tiny":
-    vocab = -(-config.tokenizer.vocab_size // 128) * 128
-  if vocab is not None:
-    overrides["vocab_size"] = vocab
-  return model_config.get_preset(
-    config.model.preset,
-    dtype=config.model.dtype,
-    param_dtype=config.model.param_dtype,
-    remat=config.model.remat,
-    **overrides,
-  )
-
-
-def _abstract(factory, mesh, rules):
-  """(graphdef, abstract state with shardings) of an NNX module, nothing allocated."""
-  graphdef, state = nnx.split(nnx.eval_shape(factory))
-  shardings = shd.state_shardings(state, mesh, rules)
-  return graphdef, jax.tree.map(
-    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
-  )
-
-
-def _abstract_opt(tx, params, mesh):
-  import optax
-
-  abstract = jax.eval_shape(tx.init, params)
-  shardings = optax.tree_utils.tree_map_params(
-    tx,
-    lambda _, p: p.sharding,
-    abstract,
-    params,
-    transform_non_params=lambda _: shd.replicated(mesh),
-  )
-  return jax.tree.map(
-    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
-  )
+  The `tiny` preset gets the vocabulary of the tokenizer the run would train
+  (`tokenizer.vocab_size`); real presets keep their own.
+  """
+  tiny = config.model.preset == "tiny" and not config.model.init_from
+  return setup_lib.model_config_for(config, config.tokenizer.vocab_size if tiny else None)
 
 
 def per_device_bytes(tree) -> int:
@@ -252,27 +210,14 @@ def check(config, devices) -> list[Report]:
   cfg = model_config_of(config)
   hbm = HBM_BYTES.get(devices[0].device_kind, 0)
 
-  from jaxrl_verify.models.transformer import Transformer, ValueModel
-
-  policy_graphdef, policy = _abstract(lambda: Transformer(cfg, rngs=nnx.Rngs(0)), mesh, rules)
-  use_critic = config.algo.advantage == "gae"
-  needs_ref = config_lib.needs_ref(config)
-  value_graphdef = value = None
-  if use_critic:
-    value_graphdef, value = _abstract(lambda: ValueModel(cfg, rngs=nnx.Rngs(1)), mesh, rules)
-  policy_tx = train._optimizer(config, config.optim.learning_rate, config.optim.warmup_steps)
-  value_tx = train._optimizer(config, config.value.learning_rate, 0) if use_critic else None
-  replicated = lambda shape, dtype: jax.ShapeDtypeStruct(
+  policy_graphdef, policy = shd.abstract_sharded(
+    lambda: Transformer(cfg, rngs=nnx.Rngs(0)), mesh, rules
+  )
+  value_graphdef, value = setup_lib.value(config, cfg, mesh, abstract=True) or (None, None)
+  txs = setup_lib.optimizers(config)
+  state = setup_lib.train_state_target(config, policy, value, txs, mesh)
+  replicated = lambda shape, dtype: jax.ShapeDtypeStruct(  # noqa: E731
     shape, dtype, sharding=shd.replicated(mesh)
-  )  # noqa: E731
-  state = update_lib.TrainState(
-    step=replicated((), jnp.int32),
-    policy=policy,
-    policy_opt=_abstract_opt(policy_tx, policy, mesh),
-    ref=policy if needs_ref else None,
-    value=value,
-    value_opt=_abstract_opt(value_tx, value, mesh) if use_critic else None,
-    rng=replicated((2,), jnp.uint32),
   )
 
   g = config.rollout.prompts_per_step * config.rollout.group_size
@@ -283,9 +228,7 @@ def check(config, devices) -> list[Report]:
   sampler = Sampler(
     policy_graphdef, cfg, max_prompt_len=p, max_new_tokens=t, eos_id=1, pad_id=0, mesh=mesh
   )
-  sampling = SamplingParams(
-    temperature=config.rollout.temperature, top_k=config.rollout.top_k, top_p=config.rollout.top_p
-  )
+  sampling = setup_lib.sampling_params(config)
   sample_args = (
     policy,
     rows((g, p), jnp.int32),
@@ -311,7 +254,7 @@ def check(config, devices) -> list[Report]:
     values_old_gt=f32(),
   )
   update_fn = update_lib.make_update_fn(
-    policy_graphdef, value_graphdef, policy_tx, value_tx, train.loss_config(config)
+    policy_graphdef, value_graphdef, txs.policy, txs.value, setup_lib.loss_config(config)
   )
   train_step = jax.jit(update_fn, donate_argnums=0).lower(state, batch)
 
@@ -324,7 +267,7 @@ def check(config, devices) -> list[Report]:
 
 def main(argv):
   del argv
-  config = flags.FLAGS.config
+  config = run_flags.CONFIG.value
   if config is None or _TOPOLOGY.value is None:
     raise app.UsageError("--config and --topology are required, e.g. --topology=v5p-64.")
   devices = topology_devices(_TOPOLOGY.value)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import typing
 
 import ml_collections as mlc
 
 from jaxrl_verify import sharding
+from jaxrl_verify.registry import Registry
+from jaxrl_verify.rl import advantages, losses
 from jaxrl_verify.rl.shaping import FAILURE_POLICIES
 
 GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo")
@@ -71,14 +74,15 @@ def base_config() -> mlc.ConfigDict:
   c.verifier.failure_policy = "mask"  # Timeouts/errors: `mask` out of the loss, or `zero` reward.
   c.verifier.imports = ()  # Extra modules the workers import (user-registered verifiers).
 
+  # Estimators and losses declare their hyperparameters as keyword-only parameters with
+  # defaults; each gets a section here with those defaults (`declared_hparams`), e.g.
+  # --config.algo.advantage_hparams.gae.lam=0.9 or ...loss_hparams.ppo_clip.dual_clip_c=3.
   c.algo = mlc.ConfigDict()
-  c.algo.advantage = "grpo"
-  c.algo.gamma = 1.0
-  c.algo.lam = 0.95
-  c.algo.lambda_critic = -1.0  # < 0: same as lam.
-  c.algo.eps_low = 0.2
-  c.algo.eps_high = 0.28  # Clip-higher (DAPO).
-  c.algo.dual_clip_c = 0.0  # 0: off.
+  c.algo.advantage = "grpo"  # An `rl.advantages.ADVANTAGES` name.
+  c.algo.advantage_hparams = declared_hparams(advantages.ADVANTAGES)
+  c.algo.policy_loss = "ppo_clip"  # An `rl.losses.POLICY_LOSSES` name.
+  c.algo.loss_hparams = declared_hparams(losses.POLICY_LOSSES)
+  c.algo.loss_hparams.ppo_clip.eps_high = 0.28  # Clip-higher (DAPO) by default.
   c.algo.aggregation = "token_mean"
   c.algo.entropy_coef = 0.0
   c.algo.kl_coef = 0.0
@@ -124,6 +128,32 @@ def base_config() -> mlc.ConfigDict:
   return c
 
 
+def declared_hparams(registry: Registry) -> mlc.ConfigDict:
+  """{name: {hyperparameter: default}} for every entry of `registry`, as config sections.
+
+  A default of None becomes a typed placeholder (from the annotation), so the command line
+  can still set it (`--config.algo.loss_hparams.ppo_clip.dual_clip_c=3.0`).
+  """
+  sections = mlc.ConfigDict()
+  for name in registry.names():
+    hints = typing.get_type_hints(registry.get(name))
+    section = mlc.ConfigDict()
+    for key, default in registry.hparams(name).items():
+      if default is None:
+        kinds = [t for t in typing.get_args(hints.get(key)) if t is not type(None)]
+        default = mlc.config_dict.placeholder(kinds[0] if len(kinds) == 1 else object)
+      section[key] = default
+    sections[name] = section
+  return sections
+
+
+def chosen_hparams(section: mlc.ConfigDict, name: str) -> tuple[tuple[str, object], ...]:
+  """The (hyperparameter, value) pairs of `name`'s section (empty if it has none), sorted."""
+  if name not in section:
+    return ()
+  return tuple(sorted(section[name].to_dict().items()))
+
+
 def needs_ref(c: mlc.ConfigDict) -> bool:
   """Whether the run keeps a frozen reference policy (a KL term in the loss or reward)."""
   return c.algo.kl_coef > 0 and c.algo.kl_placement != "none"
@@ -139,12 +169,24 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
   Raises:
     ValueError: one sentence naming the field and the fix.
   """
+  _validate_choices(c)
+  _validate_sizes(c)
+  _validate_algorithm(c)
+  if mesh is not None:
+    _validate_mesh_fit(c, mesh.shape["data"] * mesh.shape["fsdp"])
+
+
+def _check_choice(field: str, value: str, known: list[str] | tuple[str, ...]) -> None:
+  if value not in known:
+    _fail(field, f"is {value!r}, unknown", f"choose one of {list(known)}")
+
+
+def _validate_choices(c: mlc.ConfigDict) -> None:
+  """Every field that names a registered choice names a known one."""
   from jaxrl_verify.data import tasks
   from jaxrl_verify.models import config as model_config
-  from jaxrl_verify.rl import advantages, kl, losses
+  from jaxrl_verify.rl import kl
 
-  if c.total_steps < 1:
-    _fail("total_steps", f"is {c.total_steps}", "set it to at least 1")
   if not c.model.init_from and c.model.preset not in model_config.PRESETS:
     _fail(
       "model.preset",
@@ -157,41 +199,19 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
       f"is {c.model.init_from!r}, which is not a directory",
       "point it at the output of `python -m jaxrl_verify.models.import_hf`",
     )
-  if c.task.name not in tasks.task_names():
-    _fail("task.name", f"is {c.task.name!r}, unknown", f"choose one of {tasks.task_names()}")
-  if c.algo.advantage not in advantages.ADVANTAGES.names():
-    _fail(
-      "algo.advantage",
-      f"is {c.algo.advantage!r}, unknown",
-      f"choose one of {advantages.ADVANTAGES.names()}",
-    )
-  if c.algo.aggregation not in losses.AGGREGATIONS.names():
-    _fail(
-      "algo.aggregation",
-      f"is {c.algo.aggregation!r}, unknown",
-      f"choose one of {losses.AGGREGATIONS.names()}",
-    )
-  if c.algo.kl_estimator not in kl.KL_ESTIMATORS.names():
-    _fail(
-      "algo.kl_estimator",
-      f"is {c.algo.kl_estimator!r}, unknown",
-      f"choose one of {kl.KL_ESTIMATORS.names()}",
-    )
-  if c.algo.kl_placement not in KL_PLACEMENTS:
-    _fail("algo.kl_placement", f"is {c.algo.kl_placement!r}", f"choose one of {KL_PLACEMENTS}")
-  if c.verifier.failure_policy not in FAILURE_POLICIES:
-    _fail(
-      "verifier.failure_policy",
-      f"is {c.verifier.failure_policy!r}",
-      f"choose one of {FAILURE_POLICIES}",
-    )
-  if c.algo.advantage in GROUP_ESTIMATORS + ("reinforce_pp",) and c.rollout.group_size < 2:
-    _fail(
-      "rollout.group_size",
-      f"is {c.rollout.group_size} but {c.algo.advantage} compares samples within a group",
-      "set it to at least 2",
-    )
+  _check_choice("task.name", c.task.name, tasks.task_names())
+  _check_choice("algo.advantage", c.algo.advantage, advantages.ADVANTAGES.names())
+  _check_choice("algo.policy_loss", c.algo.policy_loss, losses.POLICY_LOSSES.names())
+  _check_choice("algo.aggregation", c.algo.aggregation, losses.AGGREGATIONS.names())
+  _check_choice("algo.kl_estimator", c.algo.kl_estimator, kl.KL_ESTIMATORS.names())
+  _check_choice("algo.kl_placement", c.algo.kl_placement, KL_PLACEMENTS)
+  _check_choice("verifier.failure_policy", c.verifier.failure_policy, FAILURE_POLICIES)
+
+
+def _validate_sizes(c: mlc.ConfigDict) -> None:
+  """Counts are positive, ranges hold, and the update's splits divide the batch."""
   for field in (
+    "total_steps",
     "rollout.prompts_per_step",
     "rollout.group_size",
     "rollout.max_new_tokens",
@@ -202,26 +222,11 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
     "eval.batch_size",
     "eval.k",
   ):
-    section, name = field.split(".")
-    if c[section][name] < 1:
-      _fail(field, f"is {c[section][name]}", "set it to at least 1")
-  if (
-    c.algo.kl_placement == "reward" and c.algo.kl_coef > 0 and c.algo.advantage in GROUP_ESTIMATORS
-  ):
-    _fail(
-      "algo.kl_placement",
-      f"is 'reward' but {c.algo.advantage} uses outcome rewards only",
-      "put the KL in the loss (kl_placement='loss') or use gae/reinforce_pp",
-    )
-  if c.algo.dynamic_sampling:
-    if c.algo.advantage not in GROUP_ESTIMATORS:
-      _fail(
-        "algo.dynamic_sampling",
-        f"needs a group estimator ({', '.join(GROUP_ESTIMATORS)}), not {c.algo.advantage}",
-        "turn it off or change algo.advantage",
-      )
-    if c.algo.max_resample_rounds < 1:
-      _fail("algo.max_resample_rounds", f"is {c.algo.max_resample_rounds}", "set it >= 1")
+    value = c
+    for name in field.split("."):
+      value = value[name]
+    if value < 1:
+      _fail(field, f"is {value}", "set it to at least 1")
   if c.sft.steps < 0 or not 0.0 <= c.sft.box_noise <= 1.0:
     _fail("sft", "has steps < 0 or box_noise outside [0, 1]", "fix sft.steps / sft.box_noise")
   if c.rollout.temperature < 0:
@@ -236,43 +241,88 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
       f"x optim.grad_accum_steps = {parts} does not divide the {g} generations per step",
       "pick values whose product divides it",
     )
-  if mesh is not None:
-    batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
-    if c.rollout.prompts_per_step % batch_devices:
+
+
+def _validate_algorithm(c: mlc.ConfigDict) -> None:
+  """The estimator, loss and their hyperparameters fit together."""
+  a = c.algo
+  for registry, name, section in (
+    (advantages.ADVANTAGES, a.advantage, "advantage_hparams"),
+    (losses.POLICY_LOSSES, a.policy_loss, "loss_hparams"),
+  ):
+    try:
+      registry.bind(name, dict(chosen_hparams(a[section], name)))
+    except ValueError as e:
+      _fail(f"algo.{section}.{name}", f"does not fit ({e})", "use the declared names")
+  dual_clip_c = a.loss_hparams.ppo_clip.dual_clip_c
+  if a.policy_loss == "ppo_clip" and dual_clip_c is not None and dual_clip_c <= 1.0:
+    _fail(
+      "algo.loss_hparams.ppo_clip.dual_clip_c",
+      f"is {dual_clip_c}",
+      "set it above 1 (typically 3) or leave it unset (off)",
+    )
+  if a.advantage in GROUP_ESTIMATORS + ("reinforce_pp",) and c.rollout.group_size < 2:
+    _fail(
+      "rollout.group_size",
+      f"is {c.rollout.group_size} but {a.advantage} compares samples within a group",
+      "set it to at least 2",
+    )
+  if a.kl_placement == "reward" and a.kl_coef > 0 and a.advantage in GROUP_ESTIMATORS:
+    _fail(
+      "algo.kl_placement",
+      f"is 'reward' but {a.advantage} uses outcome rewards only",
+      "put the KL in the loss (kl_placement='loss') or use gae/reinforce_pp",
+    )
+  if a.dynamic_sampling:
+    if a.advantage not in GROUP_ESTIMATORS:
       _fail(
-        "rollout.prompts_per_step",
-        f"({c.rollout.prompts_per_step}) is not divisible by the "
-        f"data x fsdp mesh size ({batch_devices})",
-        "change it or config.mesh_shape",
+        "algo.dynamic_sampling",
+        f"needs a group estimator ({', '.join(GROUP_ESTIMATORS)}), not {a.advantage}",
+        "turn it off or change algo.advantage",
       )
-    if (g // parts) % batch_devices:
-      _fail(
-        "ppo.minibatches",
-        f"gives microbatches of {g // parts} generations, not divisible "
-        f"by the data x fsdp mesh size ({batch_devices})",
-        "use fewer minibatches/accumulation steps or a smaller mesh",
-      )
-    if c.eval.batch_size % batch_devices:
-      _fail(
-        "eval.batch_size",
-        f"({c.eval.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
-        "change it",
-      )
-    # pass@k samples k completions for each of batch_size // k prompts at a time.
-    sampled_rows = max(c.eval.batch_size // c.eval.k, 1) * c.eval.k
-    if c.eval.k > 1 and sampled_rows % batch_devices:
-      _fail(
-        "eval.k",
-        f"({c.eval.k}) with eval.batch_size {c.eval.batch_size} samples batches of "
-        f"{sampled_rows}, not divisible by the data x fsdp mesh size ({batch_devices})",
-        "pick eval.k dividing eval.batch_size",
-      )
-    if c.sft.steps and c.sft.batch_size % batch_devices:
-      _fail(
-        "sft.batch_size",
-        f"({c.sft.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
-        "change it",
-      )
+    if a.max_resample_rounds < 1:
+      _fail("algo.max_resample_rounds", f"is {a.max_resample_rounds}", "set it >= 1")
+
+
+def _validate_mesh_fit(c: mlc.ConfigDict, batch_devices: int) -> None:
+  """Every batch the run shards divides over the data x fsdp devices."""
+  g = c.rollout.prompts_per_step * c.rollout.group_size
+  parts = c.ppo.minibatches * c.optim.grad_accum_steps
+  if c.rollout.prompts_per_step % batch_devices:
+    _fail(
+      "rollout.prompts_per_step",
+      f"({c.rollout.prompts_per_step}) is not divisible by the "
+      f"data x fsdp mesh size ({batch_devices})",
+      "change it or config.mesh_shape",
+    )
+  if (g // parts) % batch_devices:
+    _fail(
+      "ppo.minibatches",
+      f"gives microbatches of {g // parts} generations, not divisible "
+      f"by the data x fsdp mesh size ({batch_devices})",
+      "use fewer minibatches/accumulation steps or a smaller mesh",
+    )
+  if c.eval.batch_size % batch_devices:
+    _fail(
+      "eval.batch_size",
+      f"({c.eval.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
+      "change it",
+    )
+  # pass@k samples k completions for each of batch_size // k prompts at a time.
+  sampled_rows = max(c.eval.batch_size // c.eval.k, 1) * c.eval.k
+  if c.eval.k > 1 and sampled_rows % batch_devices:
+    _fail(
+      "eval.k",
+      f"({c.eval.k}) with eval.batch_size {c.eval.batch_size} samples batches of "
+      f"{sampled_rows}, not divisible by the data x fsdp mesh size ({batch_devices})",
+      "pick eval.k dividing eval.batch_size",
+    )
+  if c.sft.steps and c.sft.batch_size % batch_devices:
+    _fail(
+      "sft.batch_size",
+      f"({c.sft.batch_size}) is not divisible by the data x fsdp mesh size ({batch_devices})",
+      "change it",
+    )
 
 
 def check_workdir(workdir: str) -> None:

@@ -269,15 +269,5 @@ def init_optimizer(tx, params: Any, mesh: Mesh) -> Any:
   on the parameters' values), which both wastes memory (unsharded moments) and cannot be
   checkpointed or fed to a jitted update by several processes.
   """
-  import optax  # Local: only the trainer needs it.
-
-  abstract = jax.eval_shape(tx.init, params)
-  param_shardings = jax.tree.map(lambda x: x.sharding, params)
-  out = optax.tree_utils.tree_map_params(
-    tx,
-    lambda _, s: s,
-    abstract,
-    param_shardings,
-    transform_non_params=lambda _: sharding.replicated(mesh),
-  )
+  out = sharding.optimizer_shardings(tx, params, mesh)
   return jax.jit(tx.init, out_shardings=out)(params)

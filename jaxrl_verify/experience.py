@@ -1,10 +1,10 @@
-"""One iteration's experience: sample, verify on the host pool, score on device.
+"""One iteration's experience, in typed stages (see `Experience`):
 
-Order matters for speed: the sampler's output is decoded and every completion is
-submitted to the verifier pool at once; the reference logprobs and critic values
-are then dispatched to the device (asynchronously) and computed while the pool
-works; only then does the host wait for verdicts. Rewards go through the jitted
-advantage estimator into a `TrainBatch`.
+  sample -> Samples -> reward source start -> device scores (overlapped) -> Rewards
+         -> advantages (jit) -> TrainBatch
+
+Rewards come from `rewards` (the host verifier pool today; device reward models plug in
+as further sources of the same stage).
 """
 
 from __future__ import annotations
@@ -21,19 +21,36 @@ import numpy as np
 from flax import nnx
 
 from jaxrl_verify import distributed
+from jaxrl_verify import rewards as rewards_lib
 from jaxrl_verify.models import scoring
 from jaxrl_verify.rl import advantages as advantages_lib
 from jaxrl_verify.rl import kl, shaping, update
 from jaxrl_verify.sampler import SamplingParams
-from jaxrl_verify.types import PromptBatch
+from jaxrl_verify.types import PromptBatch, Rollout
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperienceConfig:
-  """Static choices of how experience becomes a TrainBatch."""
+  """Static choices of how experience becomes a TrainBatch (`setup_lib.experience_config`).
+
+  Attributes:
+    group_size: generations sampled per prompt (consecutive rows).
+    verifier: the task's registered verifier name (the host reward source).
+    advantage: an `rl.advantages.ADVANTAGES` name.
+    advantage_hparams: (name, value) pairs it declares (`ADVANTAGES.hparams(advantage)`).
+    needs_ref: compute reference-policy logprobs (a KL term in the loss or the reward).
+    kl_in_reward: put `-kl_coef * KL` into per-token rewards (gae/reinforce_pp).
+    kl_coef: the KL weight.
+    kl_estimator: a `kl.KL_ESTIMATORS` name.
+    failure_policy: verifier timeouts/errors: `mask` out of the loss, or `zero` reward.
+    overlong_buffer: DAPO soft overlong punishment over the last N tokens; 0: off.
+    overlong_penalty: its factor.
+    mask_truncated: exclude rows that hit the length limit from the loss.
+  """
 
   group_size: int
   advantage: str
+  verifier: str = "math"
   advantage_hparams: tuple[tuple[str, Any], ...] = ()
   needs_ref: bool = False
   kl_in_reward: bool = False
@@ -43,6 +60,12 @@ class ExperienceConfig:
   overlong_buffer: int = 0
   overlong_penalty: float = 1.0
   mask_truncated: bool = False
+
+  @property
+  def shaping(self) -> rewards_lib.Shaping:
+    return rewards_lib.Shaping(
+      self.failure_policy, self.overlong_buffer, self.overlong_penalty, self.mask_truncated
+    )
 
 
 class DeviceScorer:
@@ -72,9 +95,8 @@ class DeviceScorer:
       )
 
     estimator = functools.partial(
-      advantages_lib.ADVANTAGES.get(cfg.advantage),
+      advantages_lib.ADVANTAGES.bind(cfg.advantage, dict(cfg.advantage_hparams)),
       group_size=cfg.group_size,
-      **dict(cfg.advantage_hparams),
     )
 
     @jax.jit
@@ -97,180 +119,246 @@ class DeviceScorer:
     self.ref_logp, self.values, self.advantages = ref_logp, values, advantages
 
 
-def collect(state: update.TrainState, prompts: PromptBatch, rng, **kwargs):
-  """Samples a group per prompt, verifies, and assembles the TrainBatch.
+@dataclasses.dataclass(frozen=True)
+class Samples:
+  """A round's rollout: each prompt repeated `group_size` times and sampled.
 
-  Keyword arguments: `sampler`, `sampling`, `scorer`, `pool`, `verifier`,
-  `tokenizer`, `mesh` (see `_collect_once`).
-
-  Returns:
-    (batch, metrics, completions): `completions` are this host's decoded texts.
+  Attributes:
+    prompt_gp: int32 [g, p] global device array, prompt row i // group_size repeated.
+    prompt_mask_gp: bool [g, p] its mask.
+    rollout: the sampler's `Rollout` (global device arrays).
+    completions: this process's rows on the host (decoded texts, lengths, finish flags),
+      what the reward sources read.
+    sample_s: seconds spent sampling and copying this process's rows to the host.
   """
-  batch, metrics, texts, _, _ = _collect_once(state, prompts, rng, **kwargs)
-  return batch, metrics, texts
+
+  prompt_gp: jax.Array
+  prompt_mask_gp: jax.Array
+  rollout: Rollout
+  completions: rewards_lib.Completions
+  sample_s: float
 
 
-def collect_dynamic(state: update.TrainState, prompt_iter, rng, *, max_rounds: int, **kwargs):
-  """DAPO dynamic sampling: keep only groups whose rewards differ, refill, repeat.
+@dataclasses.dataclass(frozen=True)
+class DeviceScores:
+  """Device forwards over a round's samples (float32 [g, t]; zeros where unused).
 
-  Samples rounds of prompts from `prompt_iter` until this host holds as many
-  informative groups (rewards not all equal) as one round has, or `max_rounds`
-  rounds ran; then tops the batch up with uninformative groups (their advantages
-  are 0, so they add no gradient). Single-process only: hosts would need the same
-  number of rounds.
-
-  Returns:
-    (batch, metrics, completions) as `collect`, with `dynamic/rounds`,
-    `dynamic/kept_frac` and `dynamic/topped_up_groups`; the other metrics describe
-    the first round (what the policy did on fresh prompts).
+  Attributes:
+    ref_logp_gt: reference-policy logprobs of the sampled tokens.
+    values_gt: critic values V(s_t).
   """
-  if jax.process_count() > 1:
-    raise ValueError(
-      "config.algo.dynamic_sampling is single-process only for now; turn it off for "
-      "multi-host runs."
+
+  ref_logp_gt: jax.Array
+  values_gt: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+  """One round of experience: the batch to train on and what produced it.
+
+  Attributes:
+    batch: the TrainBatch (global device arrays).
+    samples: the round's rollout.
+    rewards: this process's rewards and verdicts.
+    metrics: global reward, accuracy, length, status and timing metrics.
+  """
+
+  batch: update.TrainBatch
+  samples: Samples
+  rewards: rewards_lib.Rewards
+  metrics: dict[str, float]
+
+
+class Experience:
+  """Collects experience for the trainer: sample -> rewards (overlapped with device scores)
+  -> advantages -> batch.
+
+  Order matters for speed. The sampler's rows are decoded and handed to the reward
+  source, which starts at once (the host pool checks every completion in its worker
+  processes); the reference logprobs and critic values are then dispatched to the device
+  (asynchronously) and computed while the pool works; only then does the host wait for
+  the rewards. `time/verify` is that wait plus the submission, i.e. what verification
+  costs the step beyond the overlapped device work.
+
+  Args:
+    cfg: the static experience choices.
+    sampler, sampling: the jitted sampler and its distribution.
+    pool: this host's verifier pool (the reward source).
+    tokenizer: decodes completions for the verifiers.
+    mesh: the device mesh (global arrays are sharded over its batch axes).
+    policy_graphdef, value_graphdef: the models' graph definitions (value None without a critic).
+  """
+
+  def __init__(
+    self,
+    cfg: ExperienceConfig,
+    *,
+    sampler,
+    sampling: SamplingParams,
+    pool,
+    tokenizer,
+    mesh,
+    policy_graphdef,
+    value_graphdef,
+  ):
+    self.cfg, self.sampler, self.sampling = cfg, sampler, sampling
+    self.tokenizer, self.mesh = tokenizer, mesh
+    self.scorer = DeviceScorer(policy_graphdef, value_graphdef, cfg)
+    self.reward_source: rewards_lib.RewardSource = rewards_lib.VerifierRewards(
+      pool, cfg.verifier, cfg.shaping
     )
-  mesh, group = kwargs["mesh"], kwargs["scorer"].cfg.group_size
-  kept: shaping.GroupAccumulator | None = None
-  spare: shaping.GroupAccumulator | None = None
-  first_metrics, first_texts = None, None
-  for _ in range(max_rounds):
-    rng, round_rng = jax.random.split(rng)
-    batch, metrics, texts, reward_g, valid_g = _collect_once(
-      state, next(prompt_iter), round_rng, **kwargs
+
+  # ------------------------------------------------------------------- the stages
+
+  def sample(self, state: update.TrainState, prompts: PromptBatch, rng) -> Samples:
+    """Samples a group per prompt (each prompt prefilled once) and decodes this host's rows."""
+    group = self.cfg.group_size
+    t0 = time.perf_counter()
+    prompt_gp = np.repeat(prompts.tokens_bp, group, axis=0)
+    prompt_mask_gp = np.repeat(prompts.mask_bp, group, axis=0)
+    prompt_gp, prompt_mask_gp = distributed.to_global((prompt_gp, prompt_mask_gp), self.mesh)
+    rollout = self.sampler.generate(
+      state.policy, prompt_gp, prompt_mask_gp, rng, self.sampling, prompt_repeats=group
     )
-    host = dict(vars(distributed.to_local(batch, mesh)))
-    num_groups = len(reward_g) // group
-    if kept is None:
-      kept = shaping.GroupAccumulator(num_groups, group)
-      spare = shaping.GroupAccumulator(num_groups, group)
-      first_metrics, first_texts = metrics, texts
-    keep_b = shaping.keep_groups(reward_g, valid_g, group_size=group)
-    kept.add(keep_b, **host)
-    if not spare.full:
-      spare.add(~keep_b, **host)
-    if kept.full:
-      break
-  rounds, seen = kept.rounds, kept.seen_groups
-  topped_up = max(kept.target_groups - kept.num_groups, 0)
-  if topped_up:
-    # Every round adds each of its groups to `kept` or `spare`, so `spare` holds at
-    # least the groups missing from `kept`.
-    spare.target_groups = topped_up
-    kept.add(np.ones(topped_up, bool), **spare.take())
-  fields = kept.take()
-  batch = update.TrainBatch(**distributed.to_global(fields, mesh))
-  first_metrics.update(
-    {
-      "dynamic/rounds": float(rounds),
-      "dynamic/kept_frac": (kept.target_groups - topped_up) / max(seen, 1),
-      "dynamic/topped_up_groups": float(topped_up),
-    }
-  )
-  return batch, first_metrics, first_texts
+    tokens_gt, mask_gt, finished_g = distributed.to_local(
+      (rollout.tokens_gt, rollout.mask_gt, rollout.finished_eos_g), self.mesh
+    )
+    sample_s = time.perf_counter() - t0
+    completions = rewards_lib.Completions(
+      prompts=prompts,
+      texts=self.tokenizer.decode_batch(tokens_gt, mask_gt),
+      length_g=mask_gt.sum(axis=1),
+      finished_g=np.asarray(finished_g, bool),
+      max_new_tokens=mask_gt.shape[1],
+      group_size=group,
+    )
+    return Samples(prompt_gp, prompt_mask_gp, rollout, completions, sample_s)
 
+  def score_on_device(self, state: update.TrainState, samples: Samples) -> DeviceScores:
+    """Dispatches the reference and critic forwards (asynchronous: returns at once)."""
+    r = samples.rollout
+    args = (samples.prompt_gp, samples.prompt_mask_gp, r.tokens_gt, r.mask_gt)
+    zeros_gt = jnp.zeros_like(r.logp_gt)
+    ref_logp_gt = self.scorer.ref_logp(state.ref, *args) if self.cfg.needs_ref else zeros_gt
+    values_gt = self.scorer.values(state.value, *args) if state.value is not None else zeros_gt
+    return DeviceScores(ref_logp_gt, values_gt)
 
-def _collect_once(
-  state: update.TrainState,
-  prompts: PromptBatch,
-  rng,
-  *,
-  sampler,
-  sampling: SamplingParams,
-  scorer: DeviceScorer,
-  pool,
-  verifier: str,
-  tokenizer,
-  mesh,
-) -> tuple[update.TrainBatch, dict[str, float], list[str], np.ndarray, np.ndarray]:
-  """One round: (batch, metrics, texts, host reward_g, host valid_g)."""
-  cfg = scorer.cfg
-  group = cfg.group_size
-  t0 = time.perf_counter()
-  prompt_gp = np.repeat(prompts.tokens_bp, group, axis=0)
-  prompt_mask_gp = np.repeat(prompts.mask_bp, group, axis=0)
-  prompt_gp, prompt_mask_gp = distributed.to_global((prompt_gp, prompt_mask_gp), mesh)
-  rollout = sampler.generate(
-    state.policy, prompt_gp, prompt_mask_gp, rng, sampling, prompt_repeats=group
-  )
-  tokens_gt, mask_gt, finished_g = distributed.to_local(
-    (rollout.tokens_gt, rollout.mask_gt, rollout.finished_eos_g), mesh
-  )
-  t_sample = time.perf_counter() - t0
+  def assemble(
+    self, samples: Samples, scores: DeviceScores, rewards: rewards_lib.Rewards
+  ) -> update.TrainBatch:
+    """Advantages (jitted, global) and the TrainBatch."""
+    r = samples.rollout
+    reward_g, valid_g = distributed.to_global((rewards.reward_g, rewards.valid_g), self.mesh)
+    advantages_gt, returns_gt = self.scorer.advantages(
+      reward_g,
+      valid_g,
+      r.mask_gt,
+      r.logp_gt,
+      scores.ref_logp_gt,
+      scores.values_gt,
+      r.finished_eos_g,
+    )
+    return update.TrainBatch(
+      prompt_gp=samples.prompt_gp,
+      prompt_mask_gp=samples.prompt_mask_gp,
+      completion_gt=r.tokens_gt,
+      completion_mask_gt=r.mask_gt,
+      mask_gt=advantages_lib.loss_mask(r.mask_gt, valid_g),
+      logp_old_gt=r.logp_gt,
+      sample_logp_gt=r.sample_logp_gt,
+      ref_logp_gt=scores.ref_logp_gt,
+      advantages_gt=advantages_gt,
+      returns_gt=returns_gt,
+      values_old_gt=scores.values_gt,
+    )
 
-  # Verification starts now, on the host pool ...
-  t1 = time.perf_counter()
-  texts = tokenizer.decode_batch(tokens_gt, mask_gt)
-  tickets = [
-    pool.submit(verifier, text, prompts.references[i // group], prompts.fields[i // group])
-    for i, text in enumerate(texts)
-  ]
-  # ... while the device computes reference logprobs and values (async dispatch).
-  zeros_gt = jnp.zeros_like(rollout.logp_gt)
-  ref_logp_gt = (
-    scorer.ref_logp(state.ref, prompt_gp, prompt_mask_gp, rollout.tokens_gt, rollout.mask_gt)
-    if cfg.needs_ref
-    else zeros_gt
-  )
-  values_gt = (
-    scorer.values(state.value, prompt_gp, prompt_mask_gp, rollout.tokens_gt, rollout.mask_gt)
-    if state.value is not None
-    else zeros_gt
-  )
-  verdicts = pool.results(tickets)
-  t_verify = time.perf_counter() - t1
+  def round(self, state: update.TrainState, prompts: PromptBatch, rng) -> Round:
+    """One round: the stages in order, verification overlapping the device forwards."""
+    samples = self.sample(state, prompts, rng)
+    t0 = time.perf_counter()
+    pending = self.reward_source.start(samples.completions)  # The host pool starts ...
+    scores = self.score_on_device(state, samples)  # ... while the device scores.
+    rewards = self.reward_source.finish(pending, samples.completions)
+    verify_s = time.perf_counter() - t0
+    batch = self.assemble(samples, scores, rewards)
+    metrics = round_metrics(samples.completions, rewards, samples.sample_s, verify_s)
+    return Round(batch, samples, rewards, metrics)
 
-  reward_g, valid_g = shaping.verdict_rewards(
-    [v.status for v in verdicts], [v.reward for v in verdicts], policy=cfg.failure_policy
-  )
-  length_g = mask_gt.sum(axis=1)
-  if cfg.overlong_buffer:
-    reward_g = reward_g + np.asarray(
-      shaping.overlong_penalty(
-        length_g,
-        max_len=mask_gt.shape[1],
-        cache_len=cfg.overlong_buffer,
-        factor=cfg.overlong_penalty,
+  # ------------------------------------------------------------------- what the trainer calls
+
+  def collect(self, state: update.TrainState, prompts: PromptBatch, rng) -> Round:
+    """One round on `prompts`: the batch, its rollout, rewards and metrics."""
+    return self.round(state, prompts, rng)
+
+  def collect_dynamic(
+    self, state: update.TrainState, prompt_iter, rng, *, max_rounds: int
+  ) -> tuple[update.TrainBatch, dict[str, float]]:
+    """DAPO dynamic sampling: keep only groups whose rewards differ, refill, repeat.
+
+    Samples rounds of prompts from `prompt_iter` until this host holds as many
+    informative groups (rewards not all equal) as one round has, or `max_rounds`
+    rounds ran; then tops the batch up with uninformative groups (their advantages
+    are 0, so they add no gradient). Single-process only: hosts would need the same
+    number of rounds.
+
+    Returns:
+      (batch, metrics): metrics describe the first round (what the policy did on fresh
+      prompts), plus `dynamic/rounds`, `dynamic/kept_frac`, `dynamic/topped_up_groups`.
+    """
+    if jax.process_count() > 1:
+      raise ValueError(
+        "config.algo.dynamic_sampling is single-process only for now; turn it off for "
+        "multi-host runs."
       )
+    group = self.cfg.group_size
+    kept: shaping.GroupAccumulator | None = None
+    spare: shaping.GroupAccumulator | None = None
+    first_metrics = None
+    for _ in range(max_rounds):
+      rng, round_rng = jax.random.split(rng)
+      one = self.round(state, next(prompt_iter), round_rng)
+      host = dict(vars(distributed.to_local(one.batch, self.mesh)))
+      num_groups = len(one.rewards.reward_g) // group
+      if kept is None:
+        kept = shaping.GroupAccumulator(num_groups, group)
+        spare = shaping.GroupAccumulator(num_groups, group)
+        first_metrics = one.metrics
+      keep_b = shaping.keep_groups(one.rewards.reward_g, one.rewards.valid_g, group_size=group)
+      kept.add(keep_b, **host)
+      if not spare.full:
+        spare.add(~keep_b, **host)
+      if kept.full:
+        break
+    rounds, seen = kept.rounds, kept.seen_groups
+    topped_up = max(kept.target_groups - kept.num_groups, 0)
+    if topped_up:
+      # Every round adds each of its groups to `kept` or `spare`, so `spare` holds at
+      # least the groups missing from `kept`.
+      spare.target_groups = topped_up
+      kept.add(np.ones(topped_up, bool), **spare.take())
+    batch = update.TrainBatch(**distributed.to_global(kept.take(), self.mesh))
+    first_metrics.update(
+      {
+        "dynamic/rounds": float(rounds),
+        "dynamic/kept_frac": (kept.target_groups - topped_up) / max(seen, 1),
+        "dynamic/topped_up_groups": float(topped_up),
+      }
     )
-  valid_g = shaping.overlong_filter(valid_g, finished_g, enabled=cfg.mask_truncated)
-  reward_host_g, valid_host_g = reward_g.astype(np.float32), np.asarray(valid_g, bool)
-  reward_g, valid_g = distributed.to_global((reward_host_g, valid_host_g), mesh)
-  advantages_gt, returns_gt = scorer.advantages(
-    reward_g,
-    valid_g,
-    rollout.mask_gt,
-    rollout.logp_gt,
-    ref_logp_gt,
-    values_gt,
-    rollout.finished_eos_g,
-  )
-  loss_mask_gt = advantages_lib.loss_mask(rollout.mask_gt, valid_g)
-  batch = update.TrainBatch(
-    prompt_gp=prompt_gp,
-    prompt_mask_gp=prompt_mask_gp,
-    completion_gt=rollout.tokens_gt,
-    completion_mask_gt=rollout.mask_gt,
-    mask_gt=loss_mask_gt,
-    logp_old_gt=rollout.logp_gt,
-    sample_logp_gt=rollout.sample_logp_gt,
-    ref_logp_gt=ref_logp_gt,
-    advantages_gt=advantages_gt,
-    returns_gt=returns_gt,
-    values_old_gt=values_gt,
-  )
-  metrics = _metrics(verdicts, length_g, finished_g, t_sample, t_verify)
-  return batch, metrics, texts, reward_host_g, valid_host_g
+    return batch, first_metrics
 
 
 _STATUSES = ("ok", "wrong", "invalid", "timeout", "error")
 
 
-def _metrics(verdicts, length_g, finished_g, t_sample, t_verify) -> dict[str, float]:
+def round_metrics(
+  completions: rewards_lib.Completions, rewards: rewards_lib.Rewards, t_sample: float, t_verify
+) -> dict[str, float]:
   """Metrics of the global batch (reward, accuracy, lengths, statuses); a collective.
 
   Every process's generations are gathered first (one all-gather of a [g, columns] table), so
   the numbers are the same as a single process holding the whole batch would log.
   """
+  verdicts, length_g, finished_g = rewards.verdicts, completions.length_g, completions.finished_g
   table_gc = np.stack(
     [
       np.array([v.reward for v in verdicts], np.float32),

@@ -131,6 +131,41 @@ def create_sharded(factory: Callable[[], nnx.Module], mesh: Mesh, rules=DEFAULT_
   return graphdef, state, shardings
 
 
+def abstract_sharded(factory: Callable[[], nnx.Module], mesh: Mesh, rules=DEFAULT_RULES):
+  """(graphdef, state of `jax.ShapeDtypeStruct`s carrying shardings): nothing allocated.
+
+  What `create_sharded` would build, for restore targets and ahead-of-time compilation.
+  """
+  graphdef, abstract_state = nnx.split(nnx.eval_shape(factory))
+  return graphdef, as_abstract(abstract_state, state_shardings(abstract_state, mesh, rules))
+
+
+def as_abstract(tree: Any, shardings: Any = None) -> Any:
+  """`jax.ShapeDtypeStruct`s of `tree`'s leaves, with `shardings` (default: the leaves' own)."""
+  if shardings is None:
+    shardings = jax.tree.map(lambda x: x.sharding, tree)
+  return jax.tree.map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings
+  )
+
+
+def optimizer_shardings(tx, params: Any, mesh: Mesh) -> Any:
+  """Shardings of `tx.init(params)`: moments like their parameters, scalars replicated.
+
+  `params` may be arrays or `jax.ShapeDtypeStruct`s, each carrying its sharding.
+  """
+  import optax  # Local: only optimizer users need it.
+
+  abstract = jax.eval_shape(tx.init, params)
+  return optax.tree_utils.tree_map_params(
+    tx,
+    lambda _, s: s,
+    abstract,
+    jax.tree.map(lambda x: x.sharding, params),
+    transform_non_params=lambda _: replicated(mesh),
+  )
+
+
 def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
   """Leading (batch) axis over ('data', 'fsdp'), the rest replicated."""
   return NamedSharding(mesh, PartitionSpec(BATCH_AXES, *([None] * (ndim - 1))))

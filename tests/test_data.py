@@ -192,7 +192,7 @@ def test_math_from_directory_and_jsonl(tmp_path):
 
 def test_registry(tmp_path):
   assert {"arithmetic", "countdown", "linear_equations", "gsm8k", "math"} <= set(tasks.task_names())
-  with pytest.raises(KeyError, match="known tasks are .*arithmetic"):
+  with pytest.raises(ValueError, match="Unknown task .*arithmetic"):
     tasks.get_task("chess")
   base = tasks.get_task("arithmetic")
   custom = tasks.register_task(

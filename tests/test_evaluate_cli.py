@@ -64,7 +64,7 @@ def test_restores_the_latest_checkpoint_policy_exactly(run):
   config, workdir = run
   mesh = shd.make_mesh(config.mesh_shape)
   task = tasks.get_task(config.task.name, **config.task.options)
-  tok = train.setup_tokenizer(config, task, str(workdir / "data"), str(workdir))
+  tok = setup_lib.tokenizer_for(config, task, str(workdir / "data"), str(workdir))
   _, _, policy, step = evaluate.load_policy(config, str(workdir), tok, mesh)
   assert step == 1
   stored = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / "1" / "state")

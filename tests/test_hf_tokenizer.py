@@ -1,6 +1,6 @@
 """HFTokenizer on a real byte-level BPE tokenizer.json (trained here with `tokenizers`), its
 special-token configs (Qwen2.5 instruct/base, Llama-3), and the model directories that
-carry it (save_model/load_model, import_hf, load_any, train.setup_tokenizer)."""
+carry it (save_model/load_model, import_hf, load_any, setup_lib.tokenizer_for)."""
 
 import json
 import os
@@ -15,7 +15,7 @@ import tokenizers
 from flax import nnx
 from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
-from jaxrl_verify import train
+from jaxrl_verify import setup_lib
 from jaxrl_verify.hf_tokenizer import HFTokenizer
 from jaxrl_verify.models import export_hf, import_hf, io
 from jaxrl_verify.models.config import get_preset
@@ -251,7 +251,7 @@ def test_load_any_picks_the_class_and_errors_clearly(dirs, tmp_path):
 
 def test_train_setup_tokenizer_takes_a_tokenizer_json_path(dirs):
   config = mlc.ConfigDict({"tokenizer": {"path": str(dirs["instruct"])}, "model": {}})
-  tok = train.setup_tokenizer(config, None, "", "")
+  tok = setup_lib.tokenizer_for(config, None, "", "")
   assert isinstance(tok, HFTokenizer) and tok.eos_id == dirs["raw"].token_to_id("<|im_end|>")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxrl_verify.data import arithmetic, countdown, linear_equations, public
+from jaxrl_verify.registry import Registry
 
 Example = dict[str, Any]
 
@@ -147,31 +148,28 @@ def _plain(v: Any) -> Any:
 
 # ------------------------------------------------------------------ registry
 
-_TASKS: dict[str, Task] = {}
+TASKS: Registry = Registry("task", how_to_register="jaxrl_verify.data.tasks.register_task")
 
 
 def register_task(task: Task, *, overwrite: bool = False) -> Task:
-  """Adds `task` to the registry; a second task with the same name is an error."""
-  if task.name in _TASKS and not overwrite and _TASKS[task.name] != task:
-    raise ValueError(f"A task named {task.name!r} is already registered; pass overwrite=True.")
-  _TASKS[task.name] = task
-  return task
+  """Adds `task` to the registry; a different task with the same name is an error."""
+  return TASKS.register(task.name, task, overwrite=overwrite)
 
 
 def get_task(name: str, **options: Any) -> Task:
-  """The task registered as `name`, with builder `options` applied."""
+  """The task registered as `name`, with builder `options` applied.
+
+  Raises:
+    UnknownNameError: (a ValueError) naming the known tasks.
+  """
   _import_plugins()
-  if name not in _TASKS:
-    raise KeyError(
-      f"Unknown task {name!r}; known tasks are {sorted(_TASKS)} "
-      "(register more with jaxrl_verify.data.tasks.register_task)."
-    )
-  return _TASKS[name].with_options(**options) if options else _TASKS[name]
+  task = TASKS.get(name)
+  return task.with_options(**options) if options else task
 
 
 def task_names() -> list[str]:
   _import_plugins()
-  return sorted(_TASKS)
+  return TASKS.names()
 
 
 def _import_plugins() -> None:

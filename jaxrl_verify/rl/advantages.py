@@ -5,7 +5,10 @@ Uniform contract. Every estimator is called as
   advantages_gt, returns_gt = ADVANTAGES.get(name)(inputs, group_size=G, **hparams)
 
 with `inputs` an `AdvantageInputs` of plain arrays and `hparams` Python scalars
-(make them static under `jax.jit`, e.g. with `functools.partial`). Generations are
+(make them static under `jax.jit`, e.g. with `functools.partial`). An estimator's
+hyperparameters are its keyword-only parameters with defaults (`group_size` aside, which
+comes from the rollout layout); `ADVANTAGES.hparams(name)` lists them and the config
+sets them under `config.algo.advantage_hparams.<name>`. Generations are
 grouped contiguously: generation i belongs to prompt i // group_size.
 
 Masks. `mask_gt` marks real completion tokens (right padding is usual, holes are
@@ -27,9 +30,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl_verify.rl.registry import Registry
+from jaxrl_verify.registry import Registry
 
-ADVANTAGES: Registry = Registry("advantage estimator")
+ADVANTAGES: Registry = Registry(
+  "advantage estimator",
+  structural=("group_size",),
+  how_to_register="@jaxrl_verify.rl.advantages.ADVANTAGES.register(name)",
+)
 
 
 @struct.dataclass

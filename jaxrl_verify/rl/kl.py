@@ -18,8 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxrl_verify.registry import Registry
 from jaxrl_verify.rl import losses
-from jaxrl_verify.rl.registry import Registry
 
 KL_ESTIMATORS: Registry = Registry("KL estimator")
 

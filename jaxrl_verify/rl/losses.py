@@ -18,9 +18,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrl_verify.rl.registry import Registry
+from jaxrl_verify.registry import Registry
 
 AGGREGATIONS: Registry = Registry("loss aggregation")
+# Policy losses share one contract:
+#   loss, metrics = POLICY_LOSSES.get(name)(logp_gt, logp_old_gt, advantages_gt, mask_gt, *,
+#                                           tis_weight_gt, aggregation, num_tokens, num_seqs,
+#                                           max_len, **hparams)
+# with `metrics` local masked token means that include `approx_kl` (KL(pi_old || pi), k3).
+POLICY_LOSSES: Registry = Registry(
+  "policy loss",
+  structural=("tis_weight_gt", "aggregation", "num_tokens", "num_seqs", "max_len"),
+  how_to_register="@jaxrl_verify.rl.losses.POLICY_LOSSES.register(name)",
+)
 
 
 # ------------------------------------------------------------------ aggregations
@@ -117,6 +127,7 @@ def _masked_mean(x_gt, mask_gt):
   return (x_gt * mask_gt).sum() / jnp.maximum(mask_gt.sum(), 1.0)
 
 
+@POLICY_LOSSES.register("ppo_clip")
 def ppo_clip_loss(
   logp_gt,
   logp_old_gt,
@@ -175,6 +186,47 @@ def ppo_clip_loss(
     "clip_frac_low": _masked_mean(((adv < 0) & (ratio_sg < 1.0 - eps_low)), mask_gt),
     "clip_frac_high": _masked_mean(((adv > 0) & (ratio_sg > 1.0 + eps_high)), mask_gt),
     "dual_clip_frac": _masked_mean(dual, mask_gt),
+    "approx_kl": _masked_mean(ratio_sg - 1.0 - log_ratio_sg, mask_gt),
+    "ratio_mean": _masked_mean(ratio_sg, mask_gt),
+  }
+  return loss, metrics
+
+
+@POLICY_LOSSES.register("pg")
+def pg_loss(
+  logp_gt,
+  logp_old_gt,
+  advantages_gt,
+  mask_gt,
+  *,
+  tis_weight_gt=None,
+  aggregation: str = "token_mean",
+  num_tokens=None,
+  num_seqs=None,
+  max_len=None,
+) -> tuple[jax.Array, dict[str, Any]]:
+  """Importance-weighted policy gradient without clipping (REINFORCE on-policy).
+
+    rho_t = exp(logp_t - logp_old_t)
+    l_t   = -A_t rho_t                (gradient -A_t grad logp_t when pi = pi_old)
+    l_t   = w_t l_t                   (TIS)
+    loss  = aggregation(l, mask)
+
+  Only safe with one update per batch (ppo.epochs = ppo.minibatches = 1): nothing bounds
+  the ratio. Metrics: `approx_kl`, `ratio_mean`.
+  """
+  mask_gt = jnp.asarray(mask_gt, jnp.float32)
+  adv = jax.lax.stop_gradient(jnp.asarray(advantages_gt, jnp.float32))
+  log_ratio = jnp.where(mask_gt > 0, logp_gt - logp_old_gt, 0.0)
+  ratio = jnp.exp(log_ratio)
+  pg = -adv * ratio
+  if tis_weight_gt is not None:
+    pg = pg * jax.lax.stop_gradient(tis_weight_gt)
+  loss = aggregate(
+    aggregation, pg, mask_gt, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
+  )
+  ratio_sg, log_ratio_sg = jax.lax.stop_gradient(ratio), jax.lax.stop_gradient(log_ratio)
+  metrics = {
     "approx_kl": _masked_mean(ratio_sg - 1.0 - log_ratio_sg, mask_gt),
     "ratio_mean": _masked_mean(ratio_sg, mask_gt),
   }

@@ -78,11 +78,35 @@ class TrainBatch:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """Static hyperparameters of the update (hashable: part of the jit cache key)."""
+  """Static hyperparameters of the update (hashable: part of the jit cache key).
 
-  eps_low: float = 0.2
-  eps_high: float = 0.2
-  dual_clip_c: float | None = None
+  `config_lib.loss_config(config)` builds it from an experiment config.
+
+  Attributes:
+    policy_loss: a `losses.POLICY_LOSSES` name (`ppo_clip`, `pg`).
+    policy_loss_hparams: (name, value) pairs for it, checked against what it declares
+      (`POLICY_LOSSES.hparams(policy_loss)`, e.g. `eps_low`, `eps_high`, `dual_clip_c`).
+    aggregation: a `losses.AGGREGATIONS` name; also used by the value loss.
+    entropy_coef: weight of the token-mean entropy bonus.
+    kl_coef: weight of the KL-to-reference term when `kl_in_loss`.
+    kl_estimator: a `kl.KL_ESTIMATORS` name (`k1`, `k2`, `k3`).
+    kl_in_loss: add `kl_coef * KL(pi || ref)` to the policy loss.
+    has_ref: the batch carries reference logprobs (logged `kl` is then to the reference;
+      without, it is the drift from the sampling policy).
+    tis_cap: truncated importance sampling cap on pi_old / pi_sample; None: off.
+    value_coef: weight of the value loss.
+    value_clip_eps: PPO value clipping range; None: unclipped.
+    epochs: passes over the batch per iteration.
+    minibatches: optimizer steps per epoch (the batch split strided).
+    grad_accum_steps: microbatches per optimizer step (gradients summed).
+    critic_warmup_steps: iterations that train only the critic.
+    prompt_repeats: consecutive rows of one (micro)batch sharing a prompt (see
+      `scoring.completion_logprobs`); `prompt_repeats_for` derives it from the group
+      layout. 1 encodes every row's prompt.
+  """
+
+  policy_loss: str = "ppo_clip"
+  policy_loss_hparams: tuple[tuple[str, Any], ...] = ()
   aggregation: str = "token_mean"
   entropy_coef: float = 0.0
   kl_coef: float = 0.0
@@ -96,8 +120,6 @@ class LossConfig:
   minibatches: int = 1
   grad_accum_steps: int = 1
   critic_warmup_steps: int = 0
-  # Consecutive rows of one (micro)batch sharing a prompt (see `scoring.completion_logprobs`);
-  # `prompt_repeats_for` derives it from the group layout. 1 encodes every row's prompt.
   prompt_repeats: int = 1
 
 
@@ -194,6 +216,7 @@ def make_update_fn(
   cfg: LossConfig,
 ):
   """Returns `update(state, batch) -> (state, metrics)`; jit it with `donate_argnums=0`."""
+  surrogate = losses.POLICY_LOSSES.bind(cfg.policy_loss, dict(cfg.policy_loss_hparams))
 
   def policy_loss(params, mb: TrainBatch, counts):
     model = nnx.merge(policy_graphdef, params)
@@ -210,14 +233,11 @@ def make_update_fn(
     tis = None
     if cfg.tis_cap:
       tis = losses.tis_weights(mb.logp_old_gt, mb.sample_logp_gt, mb.mask_gt, cap=cfg.tis_cap)
-    pg_loss, metrics = losses.ppo_clip_loss(
+    pg_loss, metrics = surrogate(
       logp_gt,
       mb.logp_old_gt,
       mb.advantages_gt,
       mb.mask_gt,
-      eps_low=cfg.eps_low,
-      eps_high=cfg.eps_high,
-      dual_clip_c=cfg.dual_clip_c,
       tis_weight_gt=tis,
       aggregation=cfg.aggregation,
       **norm,

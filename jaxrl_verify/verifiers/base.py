@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
+from jaxrl_verify.registry import Registry
+
 Status = Literal["ok", "wrong", "invalid", "timeout", "error"]
 STATUSES: tuple[Status, ...] = ("ok", "wrong", "invalid", "timeout", "error")
 
@@ -65,35 +67,29 @@ class Verifier(Protocol):
   def __call__(self, completion: str, reference: Any, **fields: Any) -> Verdict: ...
 
 
-_REGISTRY: dict[str, Callable[..., Verdict]] = {}
+VERIFIERS: Registry = Registry(
+  "verifier", how_to_register="@jaxrl_verify.verifiers.base.register(name)"
+)
 
 
 def register(name: str) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
   """Decorator registering a verifier function under `name`."""
-
-  def wrap(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
-    if name in _REGISTRY and _REGISTRY[name] is not fn:
-      raise ValueError(f"A verifier named {name!r} is already registered.")
-    _REGISTRY[name] = fn
-    return fn
-
-  return wrap
+  return VERIFIERS.register(name)
 
 
 def get(name: str) -> Callable[..., Verdict]:
-  """The verifier registered as `name`, importing the built-in ones on first use."""
+  """The verifier registered as `name`, importing the built-in ones on first use.
+
+  Raises:
+    UnknownNameError: (a ValueError) naming the known verifiers.
+  """
   _import_builtin()
-  if name not in _REGISTRY:
-    raise KeyError(
-      f"Unknown verifier {name!r}; choose one of {sorted(_REGISTRY)} "
-      "or register yours with jaxrl_verify.verifiers.base.register."
-    )
-  return _REGISTRY[name]
+  return VERIFIERS.get(name)
 
 
 def names() -> list[str]:
   _import_builtin()
-  return sorted(_REGISTRY)
+  return VERIFIERS.names()
 
 
 def _import_builtin() -> None:
