@@ -17,7 +17,10 @@ Modes:
 
 In `calls`, `serve` and `io` an audit hook (which Python code cannot remove) reports and blocks
 what a program that verifies honestly never does: searching the file system or the harness's
-frames, spawning processes, signalling, networking, native code. Builtins and signal handlers are
+frames, reading files other than its own (made in `/tmp`) and the interpreter's, changing files
+outside `/tmp` (paths are judged after resolving symlinks and `..`; an fd as the file it refers
+to; `/tmp` itself may get an unnamed `O_TMPFILE` file), spawning processes, signalling,
+networking, native code. Builtins and signal handlers are
 compared with a snapshot after loading and after every call. These are *labels* for the reason;
 the reward is protected by isolation: expected values never enter a candidate's process.
 """
@@ -33,7 +36,7 @@ import sys
 _write, _dumps, _type, _getpid = os.write, json.dumps, type, os.getpid
 _HARNESS_FILES = ("<string>", "<test>", "<check>")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGXCPU, signal.SIGALRM, signal.SIGHUP)
-_state = {"seq": 0, "fd": -1, "guard": False, "own": set(), "flags": set()}
+_state = {"seq": 0, "fd": -1, "guard": False, "own": set(), "own_dirs": set(), "flags": set()}
 
 
 def report(**msg):
@@ -124,14 +127,140 @@ _DEVS = ("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero", "/dev/stdin", 
 _DEVS += ("/dev/stderr", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2")
 
 
+_TMP = os.path.realpath("/tmp")
+# File-system changes: event -> (path argument, its dir_fd argument, follows a final symlink).
+_MUTATE = {
+  "os.mkdir": ((0, 2, False),),
+  "os.rmdir": ((0, 1, False),),
+  "os.remove": ((0, 1, False),),
+  "os.rename": ((0, 2, False), (1, 3, False)),
+  "os.symlink": ((1, 2, False),),
+  "os.link": ((0, 2, True), (1, 3, False)),
+  "os.truncate": ((0, None, True),),
+  "os.chmod": ((0, 2, True),),
+  "os.chown": ((0, 3, True),),
+  "os.utime": ((0, 3, True),),
+  "os.setxattr": ((0, None, True),),
+  "os.removexattr": ((0, None, True),),
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
+
+
 def _is_harness_frame(f):
   return f is not None and f.f_code.co_filename in _HARNESS_FILES
 
 
-def _path(p):
+def _fd_path(fd):
+  """The file an open fd refers to (its path, even if since deleted), or None: a pipe, a socket."""
+  try:
+    target = os.readlink(f"/proc/self/fd/{int(fd)}")
+  except (OSError, ValueError, TypeError, OverflowError):
+    return None
+  target = target.removesuffix(" (deleted)")
+  return target if target.startswith("/") else None
+
+
+def _lexical(p):
   if isinstance(p, bytes):
     p = p.decode(errors="replace")
   return os.path.normpath(os.path.join(os.getcwd(), str(p)))
+
+
+def _path(p, dir_fd=None, follow=True):
+  """The real path `p` names (symlinks and `..` resolved), relative to `dir_fd` or the cwd; an int
+  `p` is an open fd, judged as the file it refers to (None if it is no file)."""
+  if isinstance(p, int):
+    return _fd_path(p)
+  if isinstance(p, bytes):
+    p = p.decode(errors="replace")
+  p, base = str(p), os.getcwd()
+  if isinstance(dir_fd, int) and dir_fd >= 0 and not p.startswith("/"):
+    base = _fd_path(dir_fd)
+    if base is None:
+      return None
+  full = os.path.join(base, p)
+  head, tail = os.path.split(full)
+  if follow or tail in ("", ".", ".."):
+    return os.path.realpath(full)
+  return os.path.join(os.path.realpath(head), tail)  # the link itself (unlink, rename, ...)
+
+
+def _in_tmp(full, itself=False):
+  return full is not None and (full.startswith(_TMP + "/") or (itself and full == _TMP))
+
+
+def _owned(full):
+  """Made by the program: a file in /tmp it opened for writing, or inside a directory it made."""
+  own, dirs = _state["own"], _state["own_dirs"]
+  return _in_tmp(full) and (
+    full in own or full in dirs or any(full.startswith(d + "/") for d in dirs)
+  )
+
+
+def _reads(raw, full, allowed):
+  """May the program read `full` (named `raw`)? Its own files and the interpreter's."""
+  if full is None:
+    return False
+  if _owned(full) or full.startswith(allowed):
+    return True
+  if isinstance(raw, (str, bytes)) and _lexical(raw).startswith(allowed):
+    return True
+  # A relative name may be relative to a dir fd that the audit event does not show (shutil.rmtree
+  # opens subdirectories so): one that names nothing here is the program's if it is so there.
+  if isinstance(raw, str) and not raw.startswith("/") and not os.path.lexists(full):
+    dirs = _state["own_dirs"]
+    return any(
+      os.path.lexists(os.path.join(d, raw)) and _owned(os.path.realpath(os.path.join(d, raw)))
+      for d in dirs
+    )
+  return False
+
+
+def _judge_open(args, allowed):
+  path, mode, flags = (tuple(args) + (None, None))[:3]
+  writes = bool(isinstance(mode, str) and any(c in mode for c in "wax+"))
+  writes |= bool(isinstance(flags, int) and flags & _WRITE_FLAGS)
+  if isinstance(path, int):
+    if path in (0, 1, 2):
+      return None, None
+    full = _fd_path(path)
+    if full is None:  # a pipe or socket: the report channel, a peer's pipe
+      return "forged-verdict", f"opens fd {path}"
+  else:
+    if _lexical(path) in _DEVS:
+      return None, None
+    full = _path(path)
+  if full in _DEVS:
+    return None, None
+  if writes:
+    # /tmp itself: an unnamed file in it (O_TMPFILE: tempfile.TemporaryFile).
+    if not _in_tmp(full, itself=True):
+      return "writes-files", f"open {full} for writing outside /tmp"
+    if _in_tmp(full):
+      _state["own"].add(full)
+    return None, None
+  if not _reads(path, full, allowed):
+    return "reads-tests", f"open {full}"
+  if os.path.isdir(full) and not _owned(full):  # a dir fd: to list it or to open files in it
+    return "reads-tests", f"opens the directory {full}"
+  return None, None
+
+
+def _judge_mutate(event, args):
+  fulls = []
+  for i, d, follow in _MUTATE[event]:
+    if i < len(args):
+      dir_fd = args[d] if d is not None and d < len(args) else None
+      full = _path(args[i], dir_fd, follow)
+      if full is not None and not _in_tmp(full):
+        return "writes-files", f"{event[3:]} {full} outside /tmp"
+      fulls.append(full)
+  if event == "os.mkdir" and fulls[0] is not None and not os.path.lexists(fulls[0]):
+    _state["own_dirs"].add(fulls[0])
+  if event in ("os.rename", "os.link") and len(fulls) == 2 and _owned(fulls[0]):
+    is_dir = fulls[0] in _state["own_dirs"]
+    (_state["own_dirs"] if is_dir else _state["own"]).add(fulls[1])
+  return None, None
 
 
 def make_hook(allowed):
@@ -152,23 +281,15 @@ def make_hook(allowed):
 
 def _judge(event, args, allowed):
   if event == "open":
-    path, mode, flags = (tuple(args) + (None, None))[:3]
-    if isinstance(path, int):
-      return (None, None) if path in (0, 1, 2) else ("forged-verdict", f"opens fd {path}")
-    full = _path(path)
-    writes = bool(mode and any(c in mode for c in "wax+"))
-    writes |= bool(isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
-    if writes and not full.startswith("/tmp/") and full not in _DEVS:
-      return "writes-files", f"open {full} for writing outside /tmp"
-    if full.startswith("/tmp/") and writes:
-      _state["own"].add(full)
-      return None, None
-    if full in _DEVS or full in _state["own"] or full.startswith(allowed):
-      return None, None
-    return "reads-tests", f"open {full}"
+    return _judge_open(args, allowed)
+  if event in _MUTATE:
+    return _judge_mutate(event, args)
   if event in _SEARCH:
-    full = _path(args[0] if args and args[0] is not None else ".")
-    return (None, None) if (full + "/").startswith(allowed) else ("reads-tests", f"lists {full}")
+    raw = args[0] if args and args[0] is not None else "."
+    full = _path(raw)
+    if full is not None and ((full + "/").startswith(allowed) or _owned(full)):
+      return None, None
+    return "reads-tests", f"lists {full if full is not None else raw}"
   if event == "sys._getframe" and _is_harness_frame(args[0]):
     return "reads-tests", "inspects the harness's frames"
   if event == "object.__getattr__":
