@@ -48,7 +48,7 @@ from jaxrl_verify.models import hf  # noqa: E402
 from jaxrl_verify.models.transformer import Transformer  # noqa: E402
 from jaxrl_verify.rl import update as update_lib  # noqa: E402
 from jaxrl_verify.sampler import Sampler, SamplingParams  # noqa: E402
-from jaxrl_verify.tokenizer import Tokenizer  # noqa: E402
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer  # noqa: E402
 from jaxrl_verify.verifiers.pool import VerifierPool  # noqa: E402
 
 PROMPTS, GROUP, NEW_TOKENS, PROMPT_LEN, BETA = 8, 8, 32, 48, 0.04
@@ -73,7 +73,7 @@ def bench_config():
 def prepare_data(workdir: str):
   task = tasks.get_task("arithmetic", size="small", difficulty=(1, 2))
   data_dir = os.path.join(workdir, "data")
-  tok = Tokenizer.train(pipeline.texts_for_tokenizer(task, data_dir), 512, workdir)
+  tok = SentencePieceTokenizer.train(pipeline.texts_for_tokenizer(task, data_dir), 512, workdir)
   return task, data_dir, tok
 
 

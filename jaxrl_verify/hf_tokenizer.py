@@ -1,5 +1,5 @@
 """A Hugging Face `tokenizer.json` (e.g. Qwen2.5's or Llama-3's byte-level BPE) behind the
-interface of `jaxrl_verify.tokenizer.Tokenizer`.
+`jaxrl_verify.tokenizer.Tokenizer` protocol.
 
 The `tokenizers` library does the encoding; this class adds the special ids and the
 left-padded batch helpers that the data pipeline, the sampler and the trainer use.
@@ -37,7 +37,7 @@ import tokenizers
 from absl import logging
 from etils import epath
 
-from jaxrl_verify.tokenizer import pack_rows
+from jaxrl_verify.token_rows import pack_rows
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"

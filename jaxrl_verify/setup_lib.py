@@ -35,6 +35,7 @@ from jaxrl_verify.models import io as model_io
 from jaxrl_verify.models.transformer import Transformer, ValueModel
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 from jaxrl_verify.tokenizer import Tokenizer, load_any
 from jaxrl_verify.verifiers.pool import VerifierPool
 
@@ -94,12 +95,12 @@ def tokenizer_for(config, task, data_dir: str, workdir: str) -> Tokenizer:
 
   def train_tokenizer():
     texts = pipeline.texts_for_tokenizer(task, data_dir)
-    tok = Tokenizer.train(texts, config.tokenizer.vocab_size, path)
+    tok = SentencePieceTokenizer.train(texts, config.tokenizer.vocab_size, path)
     logging.info("Trained a %d-piece tokenizer on the %s corpus.", tok.vocab_size, task.name)
 
   # Multi-host: process 0 trains it, every other process gets its bytes.
   distributed.share_file(path, train_tokenizer)
-  return Tokenizer.load(path)
+  return SentencePieceTokenizer.load(path)
 
 
 # ----------------------------------------------------------------------------- models

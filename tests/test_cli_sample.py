@@ -16,7 +16,7 @@ from jaxrl_verify.models import scoring
 from jaxrl_verify.models.config import get_preset
 from jaxrl_verify.models.io import save_model
 from jaxrl_verify.models.transformer import Transformer
-from jaxrl_verify.tokenizer import Tokenizer
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = [
@@ -44,7 +44,7 @@ def _write(path, lines):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
   root = tmp_path_factory.mktemp("cli")
-  tok = Tokenizer.train(CORPUS, 300, str(root))
+  tok = SentencePieceTokenizer.train(CORPUS, 300, str(root))
   cfg = get_preset("tiny").replace(vocab_size=tok.vocab_size)
   model = Transformer(cfg, rngs=nnx.Rngs(0))
   save_model(root / "model", cfg, nnx.state(model), tokenizer=tok)

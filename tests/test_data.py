@@ -18,7 +18,7 @@ from sympy.parsing.sympy_parser import implicit_multiplication, parse_expr, stan
 
 from jaxrl_verify.data import arithmetic, pipeline, synthetic, tasks
 from jaxrl_verify.data.public import last_boxed
-from jaxrl_verify.tokenizer import Tokenizer
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 from jaxrl_verify.types import PromptBatch
 from jaxrl_verify.verifiers import base as verifiers_base
 from jaxrl_verify.verifiers.countdown import verify as countdown_verify
@@ -229,7 +229,9 @@ def tok(data_dir, tmp_path_factory):
     task = tasks.get_task(name, size="tiny")
     texts += pipeline.texts_for_tokenizer(task, data_dir, splits=("train", "test"))
   assert len(texts) == 2 * 3 * 80 and "Q: " in texts[0]
-  return Tokenizer.train(texts, vocab_size=400, model_prefix_or_dir=tmp_path_factory.mktemp("tok"))
+  return SentencePieceTokenizer.train(
+    texts, vocab_size=400, model_prefix_or_dir=tmp_path_factory.mktemp("tok")
+  )
 
 
 def make_iter(tok, data_dir, **kw):

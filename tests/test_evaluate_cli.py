@@ -18,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxrl_verify import evaluate, train
+from jaxrl_verify import evaluate, setup_lib, train
 from jaxrl_verify import sharding as shd
 from jaxrl_verify.data import tasks
 from jaxrl_verify.models import io as model_io

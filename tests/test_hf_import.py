@@ -172,10 +172,10 @@ def test_export_to_an_arch_that_cannot_express_the_model(imported, tmp_path):
 
 
 def test_sentencepiece_tokenizer_is_carried_over(tmp_path):
-  from jaxrl_verify.tokenizer import Tokenizer
+  from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
   texts = [f"{i} * {i} = {i * i}" for i in range(300)]
-  tok = Tokenizer.train(texts, vocab_size=300, model_prefix_or_dir=tmp_path)
+  tok = SentencePieceTokenizer.train(texts, vocab_size=300, model_prefix_or_dir=tmp_path)
   directory = _hf_copy(tmp_path, "gemma")
   shutil.copy(tok.path, directory / "tokenizer.model")
   import_hf.import_hf(directory, tmp_path / "with_tok")

@@ -21,6 +21,7 @@ from jaxrl_verify.models import export_hf, import_hf, io
 from jaxrl_verify.models.config import get_preset
 from jaxrl_verify.models.transformer import Transformer
 from jaxrl_verify.sampler import Sampler, SamplingParams
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 from jaxrl_verify.tokenizer import Tokenizer, load_any
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "hf")
@@ -227,8 +228,10 @@ def test_import_hf_carries_tokenizer_json(dirs, tmp_path):
 
 def test_load_any_picks_the_class_and_errors_clearly(dirs, tmp_path):
   (tmp_path / "sp").mkdir()
-  sp = Tokenizer.train(CORPUS, vocab_size=300, model_prefix_or_dir=tmp_path / "sp")
-  assert isinstance(load_any(tmp_path / "sp"), Tokenizer)
+  sp = SentencePieceTokenizer.train(CORPUS, vocab_size=300, model_prefix_or_dir=tmp_path / "sp")
+  assert isinstance(load_any(tmp_path / "sp"), SentencePieceTokenizer)
+  # Both implement the one protocol the pipeline, sampler and trainer are written against.
+  assert isinstance(sp, Tokenizer) and isinstance(load_any(dirs["base"]), Tokenizer)
   assert load_any(sp.path).encode(TEXTS[1]) == sp.encode(TEXTS[1])
   assert isinstance(load_any(dirs["base"] / "tokenizer.json"), HFTokenizer)
   (tmp_path / "empty").mkdir()

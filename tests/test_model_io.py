@@ -93,10 +93,10 @@ def test_param_dtype_override_casts_on_restore(saved):
 
 
 def test_tokenizer_is_saved_and_restored(saved, tmp_path):
-  from jaxrl_verify.tokenizer import Tokenizer
+  from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
   texts = [f"{i} + {i + 1} = {2 * i + 1}. The answer is {2 * i + 1}." for i in range(200)]
-  tok = Tokenizer.train(texts, vocab_size=300, model_prefix_or_dir=tmp_path)
+  tok = SentencePieceTokenizer.train(texts, vocab_size=300, model_prefix_or_dir=tmp_path)
   io.save_model(tmp_path / "m", CFG, saved[1], tokenizer=tok)
   loaded = io.load_model(tmp_path / "m")
   assert loaded.tokenizer.serialized_proto() == tok.serialized_proto()

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from jaxrl_verify.tokenizer import Tokenizer
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
 CORPUS = [
   f"Q: Ana has {i} liters of water. Ana gets {i % 13} more. How many?\nA: "
@@ -25,7 +25,9 @@ TRICKY = [
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-  return Tokenizer.train(CORPUS, vocab_size=400, model_prefix_or_dir=tmp_path_factory.mktemp("t"))
+  return SentencePieceTokenizer.train(
+    CORPUS, vocab_size=400, model_prefix_or_dir=tmp_path_factory.mktemp("t")
+  )
 
 
 @pytest.mark.parametrize("text", TRICKY)
@@ -84,28 +86,32 @@ def test_encode_batch_too_long(tok):
 def test_persistence_file_dir_bytes_pickle(tok, tmp_path):
   text = TRICKY[1]
   for other in (
-    Tokenizer.load(tok.path),
-    Tokenizer.load(tok.path.rsplit("/", 1)[0]),  # the directory
-    Tokenizer.from_serialized(tok.serialized_proto()),
+    SentencePieceTokenizer.load(tok.path),
+    SentencePieceTokenizer.load(tok.path.rsplit("/", 1)[0]),  # the directory
+    SentencePieceTokenizer.from_serialized(tok.serialized_proto()),
     pickle.loads(pickle.dumps(tok)),
   ):
     assert other.encode(text) == tok.encode(text) and other.vocab_size == tok.vocab_size
-  prefixed = Tokenizer.train(CORPUS[:300], 320, tmp_path / "sub" / "spm", model_type="unigram")
+  prefixed = SentencePieceTokenizer.train(
+    CORPUS[:300], 320, tmp_path / "sub" / "spm", model_type="unigram"
+  )
   assert prefixed.path.endswith("sub/spm.model")
   assert prefixed.decode(prefixed.encode(text)) == text
 
 
 def test_clear_errors(tmp_path):
-  with pytest.raises(FileNotFoundError, match="Tokenizer.train"):
-    Tokenizer.load(tmp_path / "missing.model")
+  with pytest.raises(FileNotFoundError, match="SentencePieceTokenizer.train"):
+    SentencePieceTokenizer.load(tmp_path / "missing.model")
   corrupt = tmp_path / "corrupt.model"
   corrupt.write_bytes(b"not a model at all")
   with pytest.raises(ValueError, match="not a valid sentencepiece model"):
-    Tokenizer.load(corrupt)
+    SentencePieceTokenizer.load(corrupt)
   with pytest.raises(ValueError, match="too small"):
-    Tokenizer.train(CORPUS, vocab_size=100, model_prefix_or_dir=tmp_path)
+    SentencePieceTokenizer.train(CORPUS, vocab_size=100, model_prefix_or_dir=tmp_path)
   cyrillic = "".join(chr(0x400 + i) for i in range(200))
   with pytest.raises(ValueError, match="distinct characters"):
-    Tokenizer.train([cyrillic], vocab_size=300, model_prefix_or_dir=tmp_path)
+    SentencePieceTokenizer.train([cyrillic], vocab_size=300, model_prefix_or_dir=tmp_path)
   with pytest.raises(ValueError, match="model_type"):
-    Tokenizer.train(CORPUS, vocab_size=400, model_prefix_or_dir=tmp_path, model_type="wordpiece")
+    SentencePieceTokenizer.train(
+      CORPUS, vocab_size=400, model_prefix_or_dir=tmp_path, model_type="wordpiece"
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from jaxrl_verify import config_lib, train
 from jaxrl_verify.data import pipeline, tasks
-from jaxrl_verify.tokenizer import Tokenizer
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DESIGN_KEYS = (
@@ -45,7 +45,7 @@ def shared(tmp_path_factory):
   root = tmp_path_factory.mktemp("shared")
   config = load_config("quickstart", "runlocal")
   task = tasks.get_task(config.task.name, **config.task.options)
-  tok = Tokenizer.train(
+  tok = SentencePieceTokenizer.train(
     pipeline.texts_for_tokenizer(task, root / "data"), config.tokenizer.vocab_size, root
   )
   return root / "data", tok.path

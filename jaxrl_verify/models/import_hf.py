@@ -157,11 +157,13 @@ def _tokenizer(hf_dir: str | os.PathLike) -> Any | None:
   path = os.path.join(hf_dir, io.TOKENIZER_FILENAME)
   if not os.path.exists(path):
     return None
-  from jaxrl_verify.tokenizer import Tokenizer  # Lazy: sentencepiece is only needed here.
+  from jaxrl_verify.sp_tokenizer import (
+    SentencePieceTokenizer,
+  )  # Lazy: sentencepiece is only needed here.
 
   try:
     with open(path, "rb") as f:
-      return Tokenizer.from_serialized(f.read(), path=path)
+      return SentencePieceTokenizer.from_serialized(f.read(), path=path)
   except Exception as e:  # sentencepiece raises RuntimeError on a bad proto.
     logging.warning("Not copying %s: %s", path, e)
     return None

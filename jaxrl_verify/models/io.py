@@ -46,8 +46,8 @@ class LoadedModel:
     cfg: the model config (with any dtype overrides applied).
     graphdef: the NNX graph definition of a `Transformer` for `cfg`.
     state: the parameter `nnx.State`; `nnx.merge(graphdef, state)` is the module.
-    tokenizer: the tokenizer saved with the model (a `jaxrl_verify.tokenizer.Tokenizer` or
-      `jaxrl_verify.hf_tokenizer.HFTokenizer`), or None.
+    tokenizer: the tokenizer saved with the model (a `jaxrl_verify.tokenizer.Tokenizer`:
+      `SentencePieceTokenizer` or `HFTokenizer`), or None.
   """
 
   cfg: ModelConfig
