@@ -58,6 +58,9 @@ def base_config() -> mlc.ConfigDict:
   c.sft.learning_rate = 1e-3
   c.sft.max_len = 128
   c.sft.box_noise = 0.0  # Fraction of demonstrations that box a wrong number (imperfect demos).
+  # Builder options of the demonstrations' task (e.g. easier levels than RL trains on);
+  # empty: the RL task's own options (`task.options`).
+  c.sft.task_options = mlc.ConfigDict()
 
   c.rollout = mlc.ConfigDict()
   c.rollout.prompts_per_step = 8

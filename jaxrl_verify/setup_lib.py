@@ -49,12 +49,15 @@ class Prepared:
   Attributes:
     mesh: the device mesh of `config.mesh_shape`.
     task: the configured task, with its builder options.
+    sft_task: the task whose demonstrations warm-start the policy: `task` with
+      `config.sft.task_options` when those are set, else `task` itself.
     data_dir: where the task's tfds data lives (generated there if missing).
     tokenizer: the run's tokenizer (see `tokenizer_for`).
   """
 
   mesh: jax.sharding.Mesh
   task: tasks_lib.Task
+  sft_task: tasks_lib.Task
   data_dir: str
   tokenizer: Tokenizer
 
@@ -70,10 +73,16 @@ def prepare(config: mlc.ConfigDict, workdir: str, *, devices=None) -> Prepared:
   config_lib.validate(config, mesh)
   logging.info("Mesh %s over %d devices.", dict(mesh.shape), mesh.size)
   task = tasks_lib.get_task(config.task.name, **config.task.options)
+  sft_task = task
+  if config.sft.task_options:
+    sft_task = tasks_lib.get_task(config.task.name, **config.sft.task_options)
   data_dir = config.task.data_dir or os.path.join(workdir, "data")
   with distributed.main_process_first("prepare data"):  # No two processes write one data_dir.
     task.data_source("train", data_dir)
-  return Prepared(mesh, task, data_dir, tokenizer_for(config, task, data_dir, workdir))
+    if config.sft.steps and sft_task is not task:
+      sft_task.data_source("train", data_dir)
+  tokenizer = tokenizer_for(config, task, data_dir, workdir)
+  return Prepared(mesh, task, sft_task, data_dir, tokenizer)
 
 
 def tokenizer_for(config, task, data_dir: str, workdir: str) -> Tokenizer:

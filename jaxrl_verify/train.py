@@ -199,7 +199,7 @@ def _warm_start(config, run: setup_lib.Prepared, policy_graphdef, state):
   """A fresh run's initial state: supervised warm start, critic backbone, reference copy."""
   if config.sft.steps:
     t0 = time.perf_counter()
-    pairs = pipeline.sft_examples(run.task, "train", data_dir=run.data_dir, seed=config.seed)
+    pairs = pipeline.sft_examples(run.sft_task, "train", data_dir=run.data_dir, seed=config.seed)
     pairs = sft.with_box_noise(pairs, config.sft.box_noise, config.seed)
     policy = sft.warm_start(
       policy_graphdef,
