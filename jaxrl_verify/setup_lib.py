@@ -328,6 +328,40 @@ def experience_config(config, verifier: str) -> experience.ExperienceConfig:
   )
 
 
+# ------------------------------------------------------------------ jitted stages
+
+
+def jitted_update(config, policy_graphdef, value_graphdef, txs: Optimizers):
+  """`update(state, batch) -> (state, metrics)`, jitted with the state donated."""
+  losses_cfg = loss_config(config)
+  logging.info(
+    "Each prompt is encoded once per group of %d samples when sampling and scoring, and "
+    "once per %d rows in the update's microbatches.",
+    config.rollout.group_size,
+    losses_cfg.prompt_repeats,
+  )
+  update = update_lib.make_update_fn(
+    policy_graphdef, value_graphdef, txs.policy, txs.value, losses_cfg
+  )
+  return jax.jit(update, donate_argnums=0)
+
+
+def experience_collector(
+  config, run: Prepared, sampler_: Sampler, pool, policy_graphdef, value_graphdef
+) -> experience.Experience:
+  """The experience stage of the run: sample, rewards from `pool`, device scores, batch."""
+  return experience.Experience(
+    experience_config(config, run.task.verifier),
+    sampler=sampler_,
+    sampling=sampling_params(config),
+    pool=pool,
+    tokenizer=run.tokenizer,
+    mesh=run.mesh,
+    policy_graphdef=policy_graphdef,
+    value_graphdef=value_graphdef,
+  )
+
+
 # ------------------------------------------------------------------ sampling, data, pool
 
 

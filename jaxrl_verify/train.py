@@ -25,7 +25,6 @@ from jaxrl_verify import (
   config_lib,
   distributed,
   evaluation,
-  experience,
   logs,
   periodic,
   plot,
@@ -69,48 +68,13 @@ def train_and_evaluate(
 
   # ---------------------------------------------------------------- jitted functions
   sampler = setup_lib.sampler(config, policy_graphdef, cfg, run.tokenizer, run.mesh)
-  losses_cfg = setup_lib.loss_config(config)
-  update_fn = jax.jit(
-    update_lib.make_update_fn(policy_graphdef, value_graphdef, txs.policy, txs.value, losses_cfg),
-    donate_argnums=0,
-  )
+  update_fn = setup_lib.jitted_update(config, policy_graphdef, value_graphdef, txs)
   _check_verifier(config, run.task.verifier)
   pool = setup_lib.make_pool(config)
-  collector = experience.Experience(
-    setup_lib.experience_config(config, run.task.verifier),
-    sampler=sampler,
-    sampling=setup_lib.sampling_params(config),
-    pool=pool,
-    tokenizer=run.tokenizer,
-    mesh=run.mesh,
-    policy_graphdef=policy_graphdef,
-    value_graphdef=value_graphdef,
+  collector = setup_lib.experience_collector(
+    config, run, sampler, pool, policy_graphdef, value_graphdef
   )
-  logging.info(
-    "Each prompt is encoded once per group of %d samples when sampling and scoring, and "
-    "once per %d rows in the update's microbatches.",
-    config.rollout.group_size,
-    losses_cfg.prompt_repeats,
-  )
-
-  def run_eval(policy_state, rng) -> dict[str, float]:
-    t0 = time.perf_counter()
-    m = evaluation.evaluate(
-      sampler,
-      policy_state,
-      setup_lib.eval_batches(config, run),
-      tokenizer=run.tokenizer,
-      pool=pool,
-      verifier=run.task.verifier,
-      batch_size=config.eval.batch_size // jax.process_count(),
-      k=config.eval.k,
-      temperature=config.eval.temperature,
-      rng=rng,
-      mesh=run.mesh,
-      num_examples=config.eval.num_examples,
-    )
-    return {**m, "time/eval": time.perf_counter() - t0}
-
+  run_eval = _evaluator(config, run, sampler, pool)
   checkpointer = ckpt_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
   )
@@ -193,6 +157,30 @@ def train_and_evaluate(
 
 
 # ----------------------------------------------------------------------------- steps of the run
+
+
+def _evaluator(config, run: setup_lib.Prepared, sampler, pool):
+  """`run_eval(policy_state, rng) -> metrics`: greedy accuracy, pass@k, maj@k, held out."""
+
+  def run_eval(policy_state, rng) -> dict[str, float]:
+    t0 = time.perf_counter()
+    m = evaluation.evaluate(
+      sampler,
+      policy_state,
+      setup_lib.eval_batches(config, run),
+      tokenizer=run.tokenizer,
+      pool=pool,
+      verifier=run.task.verifier,
+      batch_size=config.eval.batch_size // jax.process_count(),
+      k=config.eval.k,
+      temperature=config.eval.temperature,
+      rng=rng,
+      mesh=run.mesh,
+      num_examples=config.eval.num_examples,
+    )
+    return {**m, "time/eval": time.perf_counter() - t0}
+
+  return run_eval
 
 
 def _warm_start(config, run: setup_lib.Prepared, policy_graphdef, state):

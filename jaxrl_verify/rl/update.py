@@ -215,11 +215,70 @@ def make_update_fn(
   value_tx: optax.GradientTransformation | None,
   cfg: LossConfig,
 ):
-  """Returns `update(state, batch) -> (state, metrics)`; jit it with `donate_argnums=0`."""
+  """Returns `update(state, batch) -> (state, metrics)`; jit it with `donate_argnums=0`.
+
+  One update = `cfg.epochs` passes over `cfg.minibatches` strided minibatches; each
+  minibatch is one optimizer step of the policy (`policy_loss_fn`) and, with a critic,
+  of the value model (`value_loss_fn`), its gradient summed over `cfg.grad_accum_steps`
+  microbatches.
+  """
+  policy_loss = policy_loss_fn(policy_graphdef, cfg)
+  value_loss = value_loss_fn(value_graphdef, cfg) if value_tx is not None else None
+
+  def apply(tx, params, opt_state, grads):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, optax.global_norm(grads)
+
+  def minibatch_step(state: TrainState, mb: TrainBatch):
+    metrics = {}
+    train_policy = state.step >= cfg.critic_warmup_steps
+    grads, m = _accumulate(policy_loss, state.policy, mb, cfg.grad_accum_steps)
+    policy, policy_opt, gnorm = apply(policy_tx, state.policy, state.policy_opt, grads)
+    # During critic warm-up the policy is left untouched (and its optimizer too).
+    policy, policy_opt = jax.tree.map(
+      lambda new, old: jnp.where(train_policy, new, old),
+      (policy, policy_opt),
+      (state.policy, state.policy_opt),
+    )
+    metrics.update(m, **{"grad_norm/policy": gnorm})
+    value, value_opt = state.value, state.value_opt
+    if value_loss is not None:
+      vgrads, vm = _accumulate(value_loss, state.value, mb, cfg.grad_accum_steps)
+      value, value_opt, vnorm = apply(value_tx, state.value, state.value_opt, vgrads)
+      metrics.update(vm, **{"grad_norm/value": vnorm})
+    state = state.replace(policy=policy, policy_opt=policy_opt, value=value, value_opt=value_opt)
+    return state, metrics
+
+  def update(state: TrainState, batch: TrainBatch):
+    g = batch.mask_gt.shape[0]
+    if g % (cfg.minibatches * cfg.grad_accum_steps):
+      raise ValueError(
+        f"{g} generations per step are not divisible by ppo.minibatches x "
+        f"optim.grad_accum_steps = {cfg.minibatches * cfg.grad_accum_steps}; change one of them."
+      )
+    minibatches = _split(batch, cfg.minibatches)
+    order = jnp.tile(jnp.arange(cfg.minibatches), cfg.epochs)
+
+    def body(state, i):
+      mb = jax.tree.map(lambda x: x[i], minibatches)
+      return minibatch_step(state, mb)
+
+    state, metrics = jax.lax.scan(body, state, order)
+    metrics = jax.tree.map(jnp.mean, metrics)
+    metrics["update/skipped_nonfinite"] = _notfinite_count(state.policy_opt)
+    return state.replace(step=state.step + 1), metrics
+
+  return update
+
+
+def policy_loss_fn(graphdef, cfg: LossConfig):
+  """`loss(params, minibatch, counts) -> (loss, metrics)` of the policy: the registered
+  surrogate (`cfg.policy_loss`), minus the entropy bonus, plus the KL to the reference
+  when `cfg.kl_in_loss`. Normalised by the whole minibatch's `counts`."""
   surrogate = losses.POLICY_LOSSES.bind(cfg.policy_loss, dict(cfg.policy_loss_hparams))
 
   def policy_loss(params, mb: TrainBatch, counts):
-    model = nnx.merge(policy_graphdef, params)
+    model = nnx.merge(graphdef, params)
     logp_gt, entropy_gt = scoring.completion_logprobs(
       model,
       mb.prompt_gp,
@@ -274,8 +333,15 @@ def make_update_fn(
     )
     return loss, metrics
 
+  return policy_loss
+
+
+def value_loss_fn(graphdef, cfg: LossConfig):
+  """`loss(params, minibatch, counts) -> (loss, metrics)` of the critic: `cfg.value_coef`
+  times the (clipped) value loss against the batch's returns."""
+
   def value_loss(params, mb: TrainBatch, counts):
-    model = nnx.merge(value_graphdef, params)
+    model = nnx.merge(graphdef, params)
     values_gt = critic_values(
       model,
       mb.prompt_gp,
@@ -298,50 +364,7 @@ def make_update_fn(
     metrics["loss/value"] = loss
     return cfg.value_coef * loss, metrics
 
-  def apply(tx, params, opt_state, grads):
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, optax.global_norm(grads)
-
-  def minibatch_step(state: TrainState, mb: TrainBatch):
-    metrics = {}
-    train_policy = state.step >= cfg.critic_warmup_steps
-    grads, m = _accumulate(policy_loss, state.policy, mb, cfg.grad_accum_steps)
-    policy, policy_opt, gnorm = apply(policy_tx, state.policy, state.policy_opt, grads)
-    # During critic warm-up the policy is left untouched (and its optimizer too).
-    policy, policy_opt = jax.tree.map(
-      lambda new, old: jnp.where(train_policy, new, old),
-      (policy, policy_opt),
-      (state.policy, state.policy_opt),
-    )
-    metrics.update(m, **{"grad_norm/policy": gnorm})
-    value, value_opt = state.value, state.value_opt
-    if value_tx is not None:
-      vgrads, vm = _accumulate(value_loss, state.value, mb, cfg.grad_accum_steps)
-      value, value_opt, vnorm = apply(value_tx, state.value, state.value_opt, vgrads)
-      metrics.update(vm, **{"grad_norm/value": vnorm})
-    state = state.replace(policy=policy, policy_opt=policy_opt, value=value, value_opt=value_opt)
-    return state, metrics
-
-  def update(state: TrainState, batch: TrainBatch):
-    g = batch.mask_gt.shape[0]
-    if g % (cfg.minibatches * cfg.grad_accum_steps):
-      raise ValueError(
-        f"{g} generations per step are not divisible by ppo.minibatches x "
-        f"optim.grad_accum_steps = {cfg.minibatches * cfg.grad_accum_steps}; change one of them."
-      )
-    minibatches = _split(batch, cfg.minibatches)
-    order = jnp.tile(jnp.arange(cfg.minibatches), cfg.epochs)
-
-    def body(state, i):
-      mb = jax.tree.map(lambda x: x[i], minibatches)
-      return minibatch_step(state, mb)
-
-    state, metrics = jax.lax.scan(body, state, order)
-    metrics = jax.tree.map(jnp.mean, metrics)
-    metrics["update/skipped_nonfinite"] = _notfinite_count(state.policy_opt)
-    return state.replace(step=state.step + 1), metrics
-
-  return update
+  return value_loss
 
 
 def _notfinite_count(opt_state) -> jax.Array:
