@@ -22,7 +22,8 @@ row, and 2048 rows x 1536 slots x 28 layers is ~90 GB of bf16 cache over the sli
 
 `:runlocal` runs every stage on a CPU in seconds, with stand-ins: the `tiny` preset
 (fresh weights, a tokenizer trained on the data, no init_from) and a tiny GSM8K-format
-jsonl pair generated from the arithmetic task into a temp manual_dir, read through the
+jsonl pair generated from the arithmetic task into WORKDIR/data/manual/ as the run prepares
+its data (task option `standin`; loading the config writes nothing), read through the
 real GSM8K builder (`####` answers, `<<...>>` calculator notes):
 
   python -m jaxrl_verify.train --config=configs/grpo_gsm8k_qwen2p5_1p5b.py:runlocal \
@@ -37,7 +38,6 @@ both fit.
 """
 
 import ml_collections as mlc
-import numpy as np
 
 from jaxrl_verify import config_lib
 
@@ -101,47 +101,10 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.checkpoint_every = 25
 
   if arg == "runlocal":
-    c.total_steps = 2
-    c.mesh_shape = (-1, 1, 1)
-    c.model.preset = "tiny"
-    c.model.overrides = mlc.ConfigDict({"num_layers": 1})
-    # What the tiny runlocal corpus supports (the model rounds its vocabulary up to 128
-    # and masks the padding ids).
-    c.tokenizer.vocab_size = 384
-    c.task.options = mlc.ConfigDict({"manual_dir": write_standin_gsm8k()})
-    c.task.max_prompt_len = 96  # The MATH-style template adds a line to each question.
-    c.rollout.prompts_per_step = 8
+    config_lib.shrink_to_runlocal(c)
     c.rollout.group_size = 2
-    c.rollout.max_new_tokens = 12
-    c.verifier.workers = 2
-    c.optim.learning_rate = 1e-3
-    c.optim.warmup_steps = 0
     c.ppo.minibatches = 2
-    c.optim.grad_accum_steps = 1
-    c.eval.every = 0
-    c.eval.num_examples = 8
-    c.eval.batch_size = 8
-    c.eval.k = 2
-    c.checkpoint_every = 1
   elif arg:
     raise ValueError(f"Unknown config argument {arg!r}; use ':runlocal' or nothing.")
   c.lock()
   return c
-
-
-def write_standin_gsm8k(num_train: int = 48, num_test: int = 16) -> str:
-  """A tiny GSM8K-format train/test.jsonl pair (arithmetic problems); returns its folder."""
-  from jaxrl_verify.data import arithmetic, public
-
-  def rows(n):
-    rng, out = np.random.default_rng(0), []
-    for i in range(n):
-      p = arithmetic.sample_problem(rng, level=1 + i % 2)
-      work = p["solution"].rsplit("\\boxed", 1)[0].strip()
-      # GSM8K writes each computation with a calculator annotation, e.g. `<<7+5=12>>12`.
-      lhs, _, rhs = work.split(".")[0].partition(" = ")
-      work = work.replace(f"{lhs} = {rhs}", f"{lhs} = <<{lhs.replace(' ', '')}={rhs}>>{rhs}", 1)
-      out.append({"question": p["question"], "answer": f"{work}\n#### {p['answer']}"})
-    return out
-
-  return public.write_standin_splits("gsm8k", rows, num_train, num_test)

@@ -23,7 +23,8 @@ value pre-training before the policy moves (VAPO: 50 steps; here 20).
 `:runlocal` runs every stage on a CPU in seconds, with stand-ins: the `tiny` preset
 (fresh weights, a tokenizer trained on the data, no init_from) and a tiny MATH-format
 jsonl pair (problem / solution with `\boxed{}` / level / type) generated from the
-arithmetic task into a temp manual_dir, read through the real MATH builder:
+arithmetic task into WORKDIR/data/manual/ as the run prepares its data (task option
+`standin`; loading the config writes nothing), read through the real MATH builder:
 
   python -m jaxrl_verify.train --config=configs/ppo_math_qwen2p5_7b_v5p.py:runlocal \
     --workdir=/tmp/math_local
@@ -37,7 +38,6 @@ both fit.
 """
 
 import ml_collections as mlc
-import numpy as np
 
 from jaxrl_verify import config_lib
 
@@ -108,53 +108,12 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.checkpoint_every = 25
 
   if arg == "runlocal":
-    c.total_steps = 2
-    c.mesh_shape = (-1, 1, 1)
-    c.model.preset = "tiny"
-    c.model.overrides = mlc.ConfigDict({"num_layers": 1})
-    # What the tiny runlocal corpus supports (the model rounds its vocabulary up to 128
-    # and masks the padding ids).
-    c.tokenizer.vocab_size = 384
-    c.task.options = mlc.ConfigDict({"manual_dir": write_standin_math()})
-    c.task.max_prompt_len = 96  # The MATH-style template adds a line to each question.
-    c.rollout.prompts_per_step = 8
-    c.rollout.max_new_tokens = 12
-    c.verifier.workers = 2
+    config_lib.shrink_to_runlocal(c)
     c.verifier.timeout_s = 5.0
-    c.optim.learning_rate = 1e-3
-    c.optim.warmup_steps = 0
     c.ppo.minibatches = 1
-    c.optim.grad_accum_steps = 1
     c.value.learning_rate = 1e-3
     c.value.warmup_steps = 1
-    c.eval.every = 0
-    c.eval.num_examples = 8
-    c.eval.batch_size = 8
-    c.eval.k = 2
-    c.checkpoint_every = 1
   elif arg:
     raise ValueError(f"Unknown config argument {arg!r}; use ':runlocal' or nothing.")
   c.lock()
   return c
-
-
-def write_standin_math(num_train: int = 48, num_test: int = 16) -> str:
-  """A tiny MATH-format train/test.jsonl pair (arithmetic problems); returns its folder."""
-  from jaxrl_verify.data import arithmetic, public
-
-  def rows(n):
-    rng, out = np.random.default_rng(1), []
-    for i in range(n):
-      level = 1 + i % 3
-      p = arithmetic.sample_problem(rng, level=level)
-      out.append(
-        {
-          "problem": p["question"],
-          "solution": p["solution"],
-          "level": f"Level {level}",
-          "type": "Prealgebra",
-        }
-      )
-    return out
-
-  return public.write_standin_splits("math", rows, num_train, num_test)

@@ -131,6 +131,40 @@ def base_config() -> mlc.ConfigDict:
   return c
 
 
+def shrink_to_runlocal(c: mlc.ConfigDict) -> mlc.ConfigDict:
+  """The `:runlocal` shrink of a real-scale config (in place): every stage on a CPU in seconds.
+
+  A 1-layer `tiny` model with fresh weights and a tokenizer trained on the data (no
+  `init_from`), the task's public files replaced by a generated stand-in in their own
+  format (task option `standin`, written under the workdir when the run prepares its data,
+  never when the config loads), and 2 RL steps of small batches. Configs then change what
+  their algorithm needs (group size, minibatches, the critic's schedule).
+  """
+  c.total_steps = 2
+  c.mesh_shape = (-1, 1, 1)
+  c.model.preset = "tiny"
+  c.model.init_from = ""
+  c.model.overrides = mlc.ConfigDict({"num_layers": 1})
+  # What the tiny stand-in corpus supports (the model rounds its vocabulary up to 128 and
+  # masks the padding ids).
+  c.tokenizer.path = ""
+  c.tokenizer.vocab_size = 384
+  c.task.options = mlc.ConfigDict({"standin": True})
+  c.task.max_prompt_len = 96  # The MATH-style template adds a line to each question.
+  c.rollout.prompts_per_step = 8
+  c.rollout.max_new_tokens = 12
+  c.verifier.workers = 2
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 0
+  c.optim.grad_accum_steps = 1
+  c.eval.every = 0
+  c.eval.num_examples = 8
+  c.eval.batch_size = 8
+  c.eval.k = 2
+  c.checkpoint_every = 1
+  return c
+
+
 def declared_hparams(registry: Registry) -> mlc.ConfigDict:
   """{name: {hyperparameter: default}} for every entry of `registry`, as config sections.
 

@@ -11,6 +11,7 @@ import json
 import math
 import pathlib
 import re
+import tempfile
 
 import jax
 import pytest
@@ -82,6 +83,19 @@ def test_runlocal_config_validates_and_rejects_unknown_args(name):
     load_config(name, "bogus")
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_loading_a_config_writes_nothing(name, tmp_path, monkeypatch):
+  """Configs are data: loading one (either variant) creates no file, not even a temp one."""
+  scratch, cwd = tmp_path / "tmp", tmp_path / "cwd"
+  scratch.mkdir()
+  cwd.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+  monkeypatch.chdir(cwd)
+  load_config(name)
+  load_config(name, "runlocal")
+  assert not any(scratch.iterdir()) and not any(cwd.iterdir())
+
+
 def _tiny_run_config(name: str):
   """The `:runlocal` config cut to one RL step and a one-sample eval of 8 problems."""
   config = load_config(name, "runlocal")
@@ -111,6 +125,8 @@ def test_runlocal_runs_an_rl_step(name, tmp_path):
   assert all(math.isfinite(records[1][k]) for k in DESIGN_KEYS)
   assert "eval/accuracy" in records[0] and "eval/accuracy" in records[1]
   assert (tmp_path / "checkpoints" / "1").is_dir()
+  if config.task.options.get("standin"):  # The public files' stand-in, made by the run.
+    assert any((tmp_path / "data" / "manual").glob("*/train.jsonl"))
 
 
 def _set(config, field: str, value):

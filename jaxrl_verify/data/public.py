@@ -21,11 +21,13 @@ import gzip
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import tensorflow_datasets as tfds
+
+from jaxrl_verify.data import arithmetic
 
 _CALC = re.compile(r"<<[^>]*>>")  # GSM8K calculator annotations.
 
@@ -72,6 +74,26 @@ class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """The exact instruction for providing the files; every dataset subclass defines it."""
     raise NotImplementedError
 
+  @classmethod
+  def standin_rows(cls, n: int) -> list[dict[str, Any]]:
+    """n example rows in the dataset's own file format, made from arithmetic problems."""
+    raise NotImplementedError
+
+  @classmethod
+  def write_standin(cls, manual_dir: str, num_train: int = 48, num_test: int = 16) -> None:
+    """Writes a tiny `train.jsonl`/`test.jsonl` stand-in into `manual_dir` (atomically).
+
+    For `:runlocal` configs (task option `standin=True`), which must run without the real
+    files; the stand-in is read through the real builder, so its parsing runs too.
+    """
+    os.makedirs(manual_dir, exist_ok=True)
+    rows = cls.standin_rows(num_train + num_test)
+    for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
+      tmp = os.path.join(manual_dir, f".{split}.{os.getpid()}.tmp")
+      with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in part)
+      os.replace(tmp, os.path.join(manual_dir, f"{split}.jsonl"))
+
 
 class Gsm8k(_ManualBuilder):
   """GSM8K grade-school math word problems, from user-provided jsonl files."""
@@ -87,6 +109,19 @@ class Gsm8k(_ManualBuilder):
   @classmethod
   def has_files(cls, manual_dir: str) -> bool:
     return all(os.path.isfile(os.path.join(manual_dir, f"{s}.jsonl")) for s in ("train", "test"))
+
+  @classmethod
+  def standin_rows(cls, n: int) -> list[dict[str, Any]]:
+    """GSM8K-format rows: worked steps with `<<...>>` calculator notes, `#### answer`."""
+    rng, out = np.random.default_rng(0), []
+    for i in range(n):
+      p = arithmetic.sample_problem(rng, level=1 + i % 2)
+      work = p["solution"].rsplit("\\boxed", 1)[0].strip()
+      # GSM8K writes each computation with a calculator annotation, e.g. `<<7+5=12>>12`.
+      lhs, _, rhs = work.split(".")[0].partition(" = ")
+      work = work.replace(f"{lhs} = {rhs}", f"{lhs} = <<{lhs.replace(' ', '')}={rhs}>>{rhs}", 1)
+      out.append({"question": p["question"], "answer": f"{work}\n#### {p['answer']}"})
+    return out
 
   def _split_generators(self, dl_manager):
     root = self._manual_dir(dl_manager)
@@ -129,6 +164,23 @@ class MathDataset(_ManualBuilder):
       or os.path.isfile(os.path.join(manual_dir, f"{s}.jsonl"))
       for s in ("train", "test")
     )
+
+  @classmethod
+  def standin_rows(cls, n: int) -> list[dict[str, Any]]:
+    """MATH-format rows: `problem`, `solution` ending in `\\boxed{}`, `level`, `type`."""
+    rng, out = np.random.default_rng(1), []
+    for i in range(n):
+      level = 1 + i % 3
+      p = arithmetic.sample_problem(rng, level=level)
+      out.append(
+        {
+          "problem": p["question"],
+          "solution": p["solution"],
+          "level": f"Level {level}",
+          "type": "Prealgebra",
+        }
+      )
+    return out
 
   def _split_generators(self, dl_manager):
     root = self._manual_dir(dl_manager)
@@ -176,27 +228,6 @@ def _read_json(path: str) -> dict[str, Any]:
     if key not in row:
       raise ValueError(f"{path} has no {key!r} field; MATH problems need 'problem' and 'solution'.")
   return row
-
-
-def write_standin_splits(name: str, make_rows, num_train: int, num_test: int) -> str:
-  """Writes `train.jsonl`/`test.jsonl` stand-ins for a public dataset once; returns the folder.
-
-  For `:runlocal` configs, which must run without the real files: `make_rows(n)` returns
-  n example dicts in the dataset's own format; the first `num_test` go to `test`. The
-  folder (under the temp dir, keyed by `name` and size) is written atomically, so
-  concurrent loads always see complete files.
-  """
-  root = os.path.join(tempfile.gettempdir(), "jaxrl_verify_runlocal", f"{name}_{num_train}")
-  if all(os.path.isfile(os.path.join(root, f"{s}.jsonl")) for s in ("train", "test")):
-    return root
-  os.makedirs(root, exist_ok=True)
-  rows = make_rows(num_train + num_test)
-  for split, part in (("test", rows[:num_test]), ("train", rows[num_test:])):
-    tmp = os.path.join(root, f".{split}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in part)
-    os.replace(tmp, os.path.join(root, f"{split}.jsonl"))
-  return root
 
 
 def read_jsonl(path: str, keys: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -25,6 +25,8 @@ from jaxrl_verify.data import arithmetic, countdown, linear_equations, public
 from jaxrl_verify.registry import Registry
 
 Example = dict[str, Any]
+# Options about where a public dataset's files are, not builder configuration.
+_FILE_OPTIONS = ("manual_dir", "standin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,9 @@ class Task:
     sft_field: the field holding a worked demonstration (for a supervised warm
       start), or None.
     options: builder options (e.g. `size`, `num_train`, `num_test`, `difficulty`,
-      `seed` for synthetic tasks; `manual_dir` for public ones).
+      `seed` for synthetic tasks; `manual_dir` for public ones, and `standin=True` to
+      generate a tiny stand-in of their files there when they are missing, for
+      `:runlocal` runs).
     description: one line for listings.
   """
 
@@ -63,7 +67,7 @@ class Task:
 
   def make_builder(self, data_dir: str | os.PathLike) -> tfds.core.DatasetBuilder:
     """The tfds builder for this task's options, writing under `data_dir`."""
-    opts = {k: v for k, v in self.options.items() if k != "manual_dir"}
+    opts = {k: v for k, v in self.options.items() if k not in _FILE_OPTIONS}
     data_dir = os.fspath(data_dir)
     if not (isinstance(self.builder, type) and issubclass(self.builder, tfds.core.DatasetBuilder)):
       return self.builder(data_dir=data_dir, **opts)
@@ -73,7 +77,7 @@ class Task:
     if unknown:
       raise ValueError(
         f"Task {self.name!r} does not take option(s) {unknown}; its options are "
-        f"{sorted(allowed | {'manual_dir'})}."
+        f"{sorted(allowed | set(_FILE_OPTIONS))}."
       )
     config = make_config(**opts) if make_config else None
     # tfds refuses a new config object named like one of the class's own configs.
@@ -91,7 +95,9 @@ class Task:
       )
       has_files = getattr(builder, "has_files", None)
       if has_files is not None and not has_files(manual_dir):
-        raise FileNotFoundError(builder.missing_files_message(manual_dir))
+        if not self.options.get("standin"):
+          raise FileNotFoundError(builder.missing_files_message(manual_dir))
+        builder.write_standin(manual_dir)
       builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
       )
