@@ -74,9 +74,15 @@ def _deterministic(record):
   return {k: v for k, v in record.items() if not k.startswith(("time/", "verify/", "tokens_per_s"))}
 
 
-def test_runlocal_trains_logs_and_resumes_exactly(shared, tmp_path):
+def test_runlocal_trains_logs_and_resumes_exactly(shared, tmp_path, capsys):
   config = runlocal_config(shared)
   straight, _ = train.train_and_evaluate(config, str(tmp_path / "straight"))
+  # The run ends by saying what happened: the summary is the last thing printed.
+  out = capsys.readouterr().out.rstrip().splitlines()
+  summary = out[max(i for i, line in enumerate(out) if line.startswith("Done:")) :]
+  assert summary[0].startswith(f"Done: 4 RL steps in {tmp_path / 'straight'}"), out
+  assert "held-out accuracy (greedy)" in summary[1] and "at step 0 ->" in summary[1]
+  assert summary[-1].strip() == f"checkpoints: {tmp_path / 'straight' / 'checkpoints'}"
 
   resumed_dir = str(tmp_path / "resumed")
   first, _ = train.train_and_evaluate(config, resumed_dir, stop_after=2)
