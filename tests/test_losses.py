@@ -238,3 +238,16 @@ def test_policy_loss_gradients_finite_and_zero_on_padding():
 
   grad = np.asarray(jax.jit(jax.grad(total))(jnp.asarray(logp)))
   assert np.all(np.isfinite(grad)) and np.all(grad[~mask] == 0) and np.any(grad[mask] != 0)
+
+
+def test_pg_loss_is_the_unclipped_importance_weighted_surrogate():
+  rng = np.random.default_rng(3)
+  logp, logp_old, adv = (rng.normal(size=(4, 5)).astype(np.float32) for _ in range(3))
+  mask = (rng.random((4, 5)) > 0.3).astype(np.float32)
+  loss, metrics = losses.POLICY_LOSSES.get("pg")(logp, logp_old, adv, mask)
+  ratio = np.exp(np.where(mask > 0, logp - logp_old, 0.0))
+  np.testing.assert_allclose(loss, (-adv * ratio * mask).sum() / mask.sum(), rtol=1e-5)
+  np.testing.assert_allclose(metrics["ratio_mean"], (ratio * mask).sum() / mask.sum(), rtol=1e-5)
+  # On-policy its gradient is the REINFORCE one: -A * d logp, per token (token mean).
+  grad = jax.grad(lambda lp: losses.POLICY_LOSSES.get("pg")(lp, logp, adv, mask)[0])(logp)
+  np.testing.assert_allclose(grad, -adv * mask / mask.sum(), rtol=1e-5, atol=1e-7)
