@@ -1,7 +1,7 @@
 """What a run shows a person: quiet library logs by default, and a summary at the end.
 
 Orbax, tfds and absl log many INFO lines (checkpoint bookkeeping, dataset preparation)
-through absl's handler. By default the entry points keep INFO records of this package
+through absl's handler, and tfds draws progress bars. By default the entry points keep INFO records of this package
 and drop other packages' INFO records (their warnings and errors still show); passing
 `--verbosity` (or `-v`) explicitly restores absl's plain behaviour for every library.
 """
@@ -33,6 +33,9 @@ def quiet_libraries() -> None:
   """
   if flags.FLAGS["verbosity"].present:
     return
+  import tensorflow_datasets as tfds  # Its progress bars while preparing data, too.
+
+  tfds.display_progress_bar(False)
   handler = logging.get_absl_handler()
   if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
     handler.addFilter(_OwnInfoOnly())
