@@ -1,9 +1,10 @@
 """What a run shows a person: quiet library logs by default, and a summary at the end.
 
 Orbax, tfds and absl log many INFO lines (checkpoint bookkeeping, dataset preparation)
-through absl's handler, and tfds draws progress bars. By default the entry points keep INFO records of this package
-and drop other packages' INFO records (their warnings and errors still show); passing
-`--verbosity` (or `-v`) explicitly restores absl's plain behaviour for every library.
+through absl's handler, and tfds draws progress bars. By default the entry points keep
+INFO records of this package, drop other packages' INFO records (their warnings and
+errors still show) and turn the progress bars off; passing `--verbosity` (or `-v`)
+explicitly restores absl's plain behaviour for every library.
 """
 
 from __future__ import annotations
