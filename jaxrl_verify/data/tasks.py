@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxrl_verify.data import arithmetic, countdown, linear_equations, public
+from jaxrl_verify.data import arithmetic, chains, countdown, linear_equations, public
 from jaxrl_verify.registry import Registry
 
 Example = dict[str, Any]
@@ -204,6 +204,16 @@ register_task(
     verifier="math",
     sft_field="solution",
     description="multi-step arithmetic word problems, levels 1..5",
+  )
+)
+register_task(
+  Task(
+    name="chains",
+    builder=chains.Chains,
+    prompt_template=SHORT_TEMPLATE,
+    verifier="math",
+    sft_field="solution",
+    description="arithmetic chains of 3-8 exactly checkable steps, levels 1..6",
   )
 )
 register_task(
