@@ -1,0 +1,271 @@
+"""Steps and Monte-Carlo step labels: segmentation, both label modes, the binary search
+(against brute force), and the real labeller (sampler + pool) on a warm-started policy."""
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxrl_verify import sft
+from jaxrl_verify import sharding as shd
+from jaxrl_verify.data import chains, pipeline, tasks
+from jaxrl_verify.models.config import get_preset
+from jaxrl_verify.models.transformer import Transformer
+from jaxrl_verify.process import label, steps
+from jaxrl_verify.sampler import Sampler, SamplingParams
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
+from jaxrl_verify.verifiers.pool import VerifierPool
+
+GOLD = ["7 + 5 = 12.", "12 - 3 = 9.", "9 * 2 = 18.", "\\boxed{18}"]
+
+
+@pytest.mark.parametrize("name", ["lines", "sentences", "step_prefix"])
+def test_formats_round_trip(name):
+  fmt = steps.step_format(name)
+  assert steps.split_steps(fmt.join(GOLD), fmt) == GOLD
+  text, ends = steps.step_char_ends(GOLD, fmt)
+  assert [text[e - len(s) : e] for s, e in zip(GOLD, ends)] == GOLD
+  assert steps.split_steps(steps.prefix_text(GOLD, 1, fmt) + "9 * 2 = 18.", fmt) == GOLD[:3]
+
+
+def test_format_specifics_and_bad_input():
+  assert steps.step_format("lines").split("a\n\n  \nb\n") == ["a", "b"]
+  assert steps.step_format("sentences").split("It costs 3.5 dollars. Then 2! Done?") == [
+    "It costs 3.5 dollars.",
+    "Then 2!",
+    "Done?",
+  ]
+  assert steps.step_format("step_prefix").split("Step 1: a b\nStep 2: c") == ["a b", "c"]
+  assert steps.prefix_text(["a", "b"], 0, steps.step_format("step_prefix")) == "Step 1: a\nStep 2: "
+  ms = steps.step_format("delimiter", " ки ")
+  assert ms.split("x = 1 ки y = 2 ки") == ["x = 1", "y = 2"]
+  with pytest.raises(ValueError, match="has no steps"):
+    steps.split_steps(" \n ", steps.step_format("lines"))
+  with pytest.raises(ValueError, match="needs a non-empty delimiter"):
+    steps.step_format("delimiter")
+  with pytest.raises(ValueError, match="Unknown step format 'paragraphs'"):
+    steps.step_format("paragraphs")
+  with pytest.raises(ValueError, match="has no steps"):
+    label.Solution("Q", (), "1")
+
+
+@pytest.fixture(scope="module")
+def chain_setup(tmp_path_factory):
+  root = tmp_path_factory.mktemp("chains")
+  task = tasks.get_task("chains", num_train=1000, num_test=16, difficulty=(1,))
+  tok = SentencePieceTokenizer.train(pipeline.texts_for_tokenizer(task, root), 320, root)
+  return task, root, tok
+
+
+def test_step_end_positions_cover_each_step(chain_setup):
+  _, _, tok = chain_setup
+  fmt = steps.step_format("lines")
+  ids, ends = steps.step_end_positions(tok, GOLD, fmt)
+  assert ids == tok.encode(fmt.join(GOLD)) and ends[-1] == len(ids) - 1
+  assert all(a < b for a, b in zip(ends, ends[1:]))
+  text, char_ends = steps.step_char_ends(GOLD, fmt)
+  for k, end in enumerate(ends):  # Token `end` completes step k's text, token end - 1 does not
+    # (a token may also carry the separator after it, e.g. ".\n").
+    assert text[: char_ends[k]] in tok.decode(ids[: end + 1]), k
+    assert len(tok.decode(ids[:end])) < char_ends[k], k
+
+
+# ----------------------------------------------------------------------------- planners
+
+
+def _solutions(lengths):
+  return [
+    label.Solution(f"Q{i}", tuple(f"s{j}" for j in range(n)), "1") for i, n in enumerate(lengths)
+  ]
+
+
+def _table_counter(table, calls):
+  def count(requests):
+    calls.append(list(requests))
+    return np.array([table[i][k] for i, k in requests])
+
+  return count
+
+
+def test_full_labels_are_any_and_fraction_of_rollouts():
+  sols = _solutions([3, 2])
+  table = {0: [4, 1], 1: [0]}  # Correct rollouts of 4 at each non-final prefix.
+  calls = []
+  out = label.label_full(sols, [True, False], _table_counter(table, calls), 4)
+  assert len(calls) == 1 and sorted(calls[0]) == [(0, 0), (0, 1), (1, 0)]
+  assert out[0] == label.StepLabels([1, 1, 1], [1.0, 0.25, 1.0], [4, 4, 0])
+  assert out[1] == label.StepLabels([0, 0], [0.0, 0.0], [4, 0])
+
+
+def test_binary_search_equals_brute_force_on_monotone_labels():
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    lengths = rng.integers(1, 10, size=5)
+    sols = _solutions(lengths)
+    first_zero = [int(rng.integers(0, n + 1)) for n in lengths]  # n: no zero (correct)
+    table = {
+      i: [int(rng.integers(1, 5)) if k < z else 0 for k in range(n - 1)]
+      for i, (n, z) in enumerate(zip(lengths, first_zero))
+    }
+    finals = [z == n for n, z in zip(lengths, first_zero)]
+    full = label.label_full(sols, finals, _table_counter(table, []), 4)
+    calls = []
+    fast = label.label_binary_search(sols, finals, _table_counter(table, calls), 4)
+    for f, b, n in zip(full, fast, lengths):
+      assert b.labels == f.labels
+      assert sum(b.rollouts) <= sum(f.rollouts)
+      assert all(bs is None or bs == fs for bs, fs in zip(b.soft_labels, f.soft_labels))
+      assert sum(r > 0 for r in b.rollouts) <= int(np.ceil(np.log2(n))) if n > 1 else True
+    assert len(calls) <= int(np.ceil(np.log2(max(lengths))))  # One call per round.
+
+
+def test_binary_search_finds_a_boundary_when_labels_are_not_monotone():
+  sols = _solutions([6])
+  table = {0: [0, 3, 0, 2, 0]}  # Zeros at 0, 2, 4: the search stops at one of them.
+  out = label.label_binary_search(sols, [False], _table_counter(table, []), 4)
+  z = out[0].labels.index(0)
+  assert table[0][z] == 0 and (z == 0 or table[0][z - 1] > 0)
+
+
+# ----------------------------------------------------------------------------- the real labeller
+
+
+@pytest.fixture(scope="module")
+def policy(chain_setup):
+  """A small policy warm-started on correct 3-step chains: it learns the format and to box
+  the last value, not all the arithmetic, so labels differ between prefixes (about 30 s)."""
+  task, root, tok = chain_setup
+  cfg = get_preset(
+    "tiny", vocab_size=384, num_valid_tokens=tok.vocab_size, embed_dim=64, head_dim=16, mlp_dim=256
+  )
+  mesh = shd.make_mesh((-1, 1, 1), devices=jax.devices()[:2])
+  graphdef, state, _ = shd.create_sharded(lambda: Transformer(cfg, rngs=nnx.Rngs(0)), mesh)
+  pairs = list(pipeline.sft_examples(task, "train", data_dir=root, seed=0))
+  state = sft.warm_start(
+    graphdef,
+    state,
+    pairs,
+    tok,
+    steps=400,
+    batch_size=16,
+    learning_rate=3e-3,
+    max_len=96,
+    mesh=mesh,
+  )
+  sampler = Sampler(
+    graphdef,
+    cfg,
+    max_prompt_len=112,
+    max_new_tokens=24,
+    eos_id=tok.eos_id,
+    pad_id=tok.pad_id,
+    mesh=mesh,
+  )
+  return sampler, state, mesh
+
+
+def _chain_solutions(task, root, count):
+  test = task.data_source("test", root)
+  rng = np.random.default_rng(1)
+  out, truth = [], []
+  for i in range(count):
+    ex = test[i]
+    start, ops = int(ex["start"]), chains.parse_ops(ex["ops"])
+    solution = (
+      chains.solution_steps(start, ops)
+      if i % 2 == 0
+      else chains.corrupt(start, ops, rng, kind=chains.ERROR_KINDS[i % 3], at=i % len(ops))
+    )
+    out.append(label.Solution(task.format_prompt(ex), tuple(solution), ex["answer"]))
+    truth.append(chains.step_labels(start, ops, solution))
+  return out, truth
+
+
+def test_real_labeller_full_and_binary_search_agree_under_greedy_rollouts(chain_setup, policy):
+  task, root, tok = chain_setup
+  sampler, state, mesh = policy
+  sols, truth = _chain_solutions(task, root, 8)
+  with VerifierPool(num_workers=2) as pool:
+    results = {}
+    for mode in label.MODES:
+      cfg = label.LabelConfig(num_rollouts=4, mode=mode, prefixes_per_call=4)
+      counter = label.RolloutCounter(
+        sampler,
+        state,
+        tok,
+        pool,
+        "math",
+        sols,
+        cfg,
+        sampling=SamplingParams(temperature=0.0),
+        rng=jax.random.PRNGKey(0),
+        mesh=mesh,
+      )
+      results[mode] = (label.label_solutions(sols, counter, cfg), counter)
+    # A naive reference: each prefix sampled on its own, no shared prefill (two identical
+    # rows, as the mesh has two batch devices), then verified.
+    reference = {}
+    fmt = steps.step_format("lines")
+    for i, s in enumerate(sols):
+      for k in range(len(s.steps) - 1):
+        prefix = steps.prefix_text(s.steps, k, fmt)
+        ids = tok.encode(s.prompt, add_bos=True) + tok.encode(prefix)
+        tokens = np.full((2, 112), tok.pad_id, np.int32)
+        tokens[:, 112 - len(ids) :] = ids
+        rollout = sampler.generate(
+          state,
+          tokens,
+          tokens != tok.pad_id,
+          jax.random.PRNGKey(0),
+          SamplingParams(temperature=0.0),
+        )
+        text = tok.decode_batch(np.asarray(rollout.tokens_gt), np.asarray(rollout.mask_gt))[0]
+        reference[(i, k)] = int(
+          pool.map([{"verifier": "math", "completion": prefix + text, "reference": s.reference}])[
+            0
+          ].status
+          == "ok"
+        )
+  full, full_counter = results["full"]
+  fast, fast_counter = results["binary_search"]
+  n_prefixes = sum(len(s.steps) - 1 for s in sols)
+  assert full_counter.calls == -(-n_prefixes // 4)  # Every prefix in ceil(P / 4) sampler calls.
+  for i, (f, b, t) in enumerate(zip(full, fast, truth)):
+    # Greedy rollouts of one prefix are identical: all N right or all wrong, and the same as
+    # the prefix sampled on its own.
+    soft = f.soft_labels[:-1]
+    assert all(x in (0.0, 1.0) for x in soft), soft
+    assert [int(x) for x in soft] == [reference[(i, k)] for k in range(len(soft))]
+    assert f.labels[-1] == int(all(t))  # The last step: the solution's own verdict.
+    monotone = all(a >= c for a, c in itertools.pairwise(f.labels))
+    if monotone:
+      assert b.labels == f.labels
+  assert sum(map(sum, (b.rollouts for b in fast))) < sum(map(sum, (f.rollouts for f in full)))
+  # Not vacuous: some prefixes are completed correctly and some are not.
+  hard = [x for f in full for x in f.labels[:-1]]
+  assert 0 < sum(hard) < len(hard), hard
+
+
+def test_a_prefix_longer_than_the_context_is_a_clear_error(chain_setup, policy):
+  task, root, tok = chain_setup
+  sampler, state, mesh = policy
+  long = label.Solution("Q: " + "Add 1. " * 60, ("1 + 1 = 2.", "\\boxed{2}"), "2")
+  with VerifierPool(num_workers=1) as pool:
+    counter = label.RolloutCounter(
+      sampler,
+      state,
+      tok,
+      pool,
+      "math",
+      [long],
+      label.LabelConfig(num_rollouts=2),
+      sampling=SamplingParams(),
+      rng=jax.random.PRNGKey(0),
+      mesh=mesh,
+    )
+    with pytest.raises(
+      ValueError, match=r"take \d+ tokens, more than the sampler's max_prompt_len=112"
+    ):
+      label.label_solutions([long], counter, counter.cfg)
