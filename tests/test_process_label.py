@@ -269,3 +269,59 @@ def test_a_prefix_longer_than_the_context_is_a_clear_error(chain_setup, policy):
       ValueError, match=r"take \d+ tokens, more than the sampler's max_prompt_len=112"
     ):
       label.label_solutions([long], counter, counter.cfg)
+
+
+def test_label_cli_writes_labels_and_refuses_bad_input(chain_setup, policy, tmp_path, capsys):
+  import json
+
+  from jaxrl_verify.models import io as model_io
+  from jaxrl_verify.process import label_cli
+
+  task, root, tok = chain_setup
+  sampler, state, _ = policy
+  model_io.save_model(tmp_path / "policy", sampler.cfg, state, tokenizer=tok)
+  sols, truth = _chain_solutions(task, root, 4)
+  src = tmp_path / "in.jsonl"
+  src.write_text(
+    "".join(
+      json.dumps({"prompt": s.prompt, "steps": list(s.steps), "reference": s.reference}) + "\n"
+      for s in sols
+    )
+  )
+  out = tmp_path / "out.jsonl"
+  base = [
+    "--checkpoint",
+    str(tmp_path / "policy"),
+    "--num-rollouts",
+    "2",
+    "--max-prompt-len",
+    "112",
+  ]
+  argv = [*base, "--input", str(src), "--output", str(out), "--max-new-tokens", "24"]
+  assert label_cli.main([*argv, "--mode", "binary_search", "--temperature", "0"]) == 0
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [r["steps"] for r in rows] == [list(s.steps) for s in sols]
+  for r, t in zip(rows, truth):
+    assert len(r["labels"]) == len(r["soft_labels"]) == len(r["rollouts"]) == len(r["steps"])
+    assert r["labels"][-1] == int(all(t)) and r["rollouts"][-1] == 0
+  assert "labelled 4 solutions" in capsys.readouterr().err
+
+  # Bad input: one sentence each, and nothing written under the output name.
+  bad = tmp_path / "bad.jsonl"
+  bad_out = tmp_path / "bad_out.jsonl"
+  cases = {
+    '{"prompt": "Q", "steps": [], "reference": "1"}': "line 1 has no steps",
+    '{"prompt": "Q", "steps": ["a", " "], "reference": "1"}': "empty step (index 1)",
+    '{"prompt": "Q", "steps": "a b", "reference": "1"}': 'needs "steps": a list of strings',
+    '{"prompt": "Q", "steps": ["a"]}': 'needs "reference"',
+    '{"prompt": "Q", "steps": ["a"], "reference": 1': "line 1 is not valid JSON",
+  }
+  for line, message in cases.items():
+    bad.write_text(line + "\n")
+    assert label_cli.main([*base, "--input", str(bad), "--output", str(bad_out)]) == 2
+    assert message in capsys.readouterr().err and not bad_out.exists()
+  assert label_cli.main([*argv, "--verifier", "nope"]) == 2
+  assert "Unknown verifier 'nope'" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    label_cli.main([*base, "--input", str(src), "--output", str(src)])
+  assert "is the --input file" in capsys.readouterr().err
