@@ -1,0 +1,167 @@
+r"""Reward models over steps: a process RM (a score at every step end) and an outcome RM.
+
+Both are a decoder backbone with a scalar head (`models.transformer.ValueModel`), read at
+chosen tokens of `[bos, prompt, solution]`: the PRM at the last token of every step (the
+state that has read the step), the ORM at the last token of the solution only. Step k's
+score is p_k = sigmoid(logit_k), trained with binary cross-entropy on hard (0/1) or soft
+(fraction of rollouts correct) labels:
+
+  loss = sum_{b,k} m_bk * BCE(logit_bk, y_bk) / sum_{b,k} m_bk
+  BCE(z, y) = max(z, 0) - z * y + log(1 + exp(-|z|))          (stable in z)
+
+An ORM is the same model trained on outcome labels only (the solution's last step label,
+i.e. whether the final answer is right), as TRL's `train_on_last_step_only`.
+
+A solution's score from its step scores (`SOLUTION_SCORES`): `min` (Math-Shepherd),
+`product` (PRM800K) or `last`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, struct
+
+from jaxrl_verify.process import steps as steps_lib
+
+
+@struct.dataclass
+class RMBatch:
+  """Solutions packed for a reward model (numpy or device arrays).
+
+  Attributes:
+    tokens_bt: int32 [b, t] `[bos, prompt, solution]`, right-padded.
+    valid_bt: bool [b, t] real tokens.
+    step_pos_bs: int32 [b, s] position in `tokens_bt` of each step's last token (0 on padding).
+    step_mask_bs: bool [b, s] steps that carry a label (all real steps for a PRM, the last
+      one for an ORM).
+    label_bs: float32 [b, s] labels in [0, 1] (0 on padding).
+  """
+
+  tokens_bt: jax.Array
+  valid_bt: jax.Array
+  step_pos_bs: jax.Array
+  step_mask_bs: jax.Array
+  label_bs: jax.Array
+
+
+def pack(
+  tokenizer,
+  prompts: Sequence[str],
+  solutions: Sequence[Sequence[str]],
+  labels: Sequence[Sequence[float]] | None,
+  fmt: steps_lib.StepFormat,
+  *,
+  max_len: int,
+  max_steps: int,
+  outcome_only: bool = False,
+) -> RMBatch:
+  """Packs solutions (with labels, or zeros for scoring) into an `RMBatch` of numpy arrays.
+
+  Raises:
+    ValueError: a solution with no steps, labels whose count differs from the steps',
+      or a solution longer than `max_len` tokens / `max_steps` steps (naming it).
+  """
+  b = len(solutions)
+  tokens = np.full((b, max_len), tokenizer.pad_id, np.int32)
+  valid = np.zeros((b, max_len), bool)
+  pos = np.zeros((b, max_steps), np.int32)
+  mask = np.zeros((b, max_steps), bool)
+  label = np.zeros((b, max_steps), np.float32)
+  for i, (prompt, steps) in enumerate(zip(prompts, solutions)):
+    if not steps:
+      raise ValueError(f"Solution {i} has no steps; a solution needs at least one.")
+    if labels is not None and len(labels[i]) != len(steps):
+      raise ValueError(
+        f"Solution {i} has {len(steps)} steps but {len(labels[i])} labels; give one per step."
+      )
+    if len(steps) > max_steps:
+      raise ValueError(f"Solution {i} has {len(steps)} steps, more than max_steps={max_steps}.")
+    head = tokenizer.encode(prompt, add_bos=True)
+    ids, ends = steps_lib.step_end_positions(tokenizer, steps, fmt)
+    row = head + ids
+    if len(row) > max_len:
+      raise ValueError(
+        f"Solution {i} takes {len(row)} tokens with its prompt, more than max_len={max_len}; "
+        "raise max_len or drop it."
+      )
+    tokens[i, : len(row)], valid[i, : len(row)] = row, True
+    n = len(steps)
+    pos[i, :n] = [len(head) + e for e in ends]
+    if outcome_only:
+      mask[i, n - 1] = True
+    else:
+      mask[i, :n] = True
+    if labels is not None:
+      label[i, :n] = labels[i]
+  return RMBatch(tokens, valid, pos, mask, label)
+
+
+def step_logits(model, batch: RMBatch) -> jax.Array:
+  """float32 [b, s] the head's logit at each step end (any value where not masked)."""
+  logits_bt = model(batch.tokens_bt, valid_bt=batch.valid_bt)
+  return jnp.take_along_axis(logits_bt, batch.step_pos_bs, axis=1)
+
+
+def bce_loss(logit_bs, label_bs, mask_bs) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Masked mean binary cross-entropy with logits, and the step accuracy at 0.5."""
+  z = jnp.asarray(logit_bs, jnp.float32)
+  y = jnp.asarray(label_bs, jnp.float32)
+  m = jnp.asarray(mask_bs, jnp.float32)
+  per = jnp.maximum(z, 0.0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
+  n = jnp.maximum(m.sum(), 1.0)
+  acc = (((z > 0) == (y > 0.5)) * m).sum() / n
+  return (per * m).sum() / n, {"loss": (per * m).sum() / n, "step_accuracy": acc}
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation):
+  """`step(params, opt_state, batch) -> (params, opt_state, metrics)`, to jit."""
+
+  def loss_fn(params, batch: RMBatch):
+    model = nnx.merge(graphdef, params)
+    return bce_loss(step_logits(model, batch), batch.label_bs, batch.step_mask_bs)
+
+  def step(params, opt_state, batch: RMBatch):
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    return optax.apply_updates(params, updates), opt_state, metrics
+
+  return step
+
+
+def make_score_fn(graphdef):
+  """`score(params, batch) -> float32 [b, s]` step probabilities sigmoid(logit), to jit."""
+
+  def score(params, batch: RMBatch):
+    return jax.nn.sigmoid(step_logits(nnx.merge(graphdef, params), batch))
+
+  return score
+
+
+# ----------------------------------------------------------------------------- solution scores
+
+
+def solution_score(step_probs: Sequence[float], how: str) -> float:
+  """One solution's score from its step probabilities: `min`, `product` or `last`.
+
+  Raises:
+    ValueError: unknown `how`, or no steps.
+  """
+  if not step_probs:
+    raise ValueError("A solution needs at least one step score.")
+  if how == "min":
+    return float(min(step_probs))
+  if how == "product":
+    return float(math.prod(step_probs))
+  if how == "last":
+    return float(step_probs[-1])
+  raise ValueError(f"Unknown solution score {how!r}; choose one of {SOLUTION_SCORES}.")
+
+
+SOLUTION_SCORES = ("min", "product", "last")
