@@ -21,7 +21,7 @@ import ml_collections as mlc
 from absl import app, flags, logging
 
 from jaxrl_verify import checkpoint as ckpt_lib
-from jaxrl_verify import distributed, evaluation, logs, run_flags, setup_lib
+from jaxrl_verify import distributed, logs, run_flags, setup_lib
 
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON (default DIR/eval.json).")
@@ -81,20 +81,8 @@ def evaluate_run(
   sampler = setup_lib.sampler(config, graphdef, cfg, run.tokenizer, run.mesh)
   t0 = time.perf_counter()
   with setup_lib.make_pool(config) as pool:
-    metrics: dict[str, Any] = evaluation.evaluate(
-      sampler,
-      policy,
-      setup_lib.eval_batches(config, run),
-      tokenizer=run.tokenizer,
-      pool=pool,
-      verifier=run.task.verifier,
-      batch_size=config.eval.batch_size // jax.process_count(),
-      k=config.eval.k,
-      temperature=config.eval.temperature,
-      rng=jax.random.PRNGKey(config.seed + 1),
-      mesh=run.mesh,
-      num_examples=config.eval.num_examples,
-    )
+    rng = jax.random.PRNGKey(config.seed + 1)
+    metrics: dict[str, Any] = setup_lib.heldout_eval(config, run, sampler, policy, pool, rng)
   metrics["time/eval"] = time.perf_counter() - t0
   metrics.update(step=step, source=source, split=config.task.eval_split, task=run.task.name)
   if jax.process_index() == 0:

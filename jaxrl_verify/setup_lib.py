@@ -26,7 +26,7 @@ import optax
 from absl import logging
 from flax import nnx
 
-from jaxrl_verify import config_lib, distributed, experience
+from jaxrl_verify import config_lib, distributed, evaluation, experience
 from jaxrl_verify import sharding as shd
 from jaxrl_verify.data import pipeline
 from jaxrl_verify.data import tasks as tasks_lib
@@ -423,6 +423,24 @@ def eval_batches(config, prepared: Prepared) -> pipeline.PromptIterator:
     repeat=False,
     num_processes=jax.process_count(),
     process_index=jax.process_index(),
+  )
+
+
+def heldout_eval(config, run: Prepared, sampler_: Sampler, policy_state, pool, rng) -> dict:
+  """Greedy accuracy, pass@k and maj@k of `policy_state` on the held-out split (`config.eval`)."""
+  return evaluation.evaluate(
+    sampler_,
+    policy_state,
+    eval_batches(config, run),
+    tokenizer=run.tokenizer,
+    pool=pool,
+    verifier=run.task.verifier,
+    batch_size=config.eval.batch_size // jax.process_count(),
+    k=config.eval.k,
+    temperature=config.eval.temperature,
+    rng=rng,
+    mesh=run.mesh,
+    num_examples=config.eval.num_examples,
   )
 
 

@@ -24,7 +24,6 @@ from jaxrl_verify import checkpoint as ckpt_lib
 from jaxrl_verify import (
   config_lib,
   distributed,
-  evaluation,
   logs,
   periodic,
   plot,
@@ -164,20 +163,7 @@ def _evaluator(config, run: setup_lib.Prepared, sampler, pool):
 
   def run_eval(policy_state, rng) -> dict[str, float]:
     t0 = time.perf_counter()
-    m = evaluation.evaluate(
-      sampler,
-      policy_state,
-      setup_lib.eval_batches(config, run),
-      tokenizer=run.tokenizer,
-      pool=pool,
-      verifier=run.task.verifier,
-      batch_size=config.eval.batch_size // jax.process_count(),
-      k=config.eval.k,
-      temperature=config.eval.temperature,
-      rng=rng,
-      mesh=run.mesh,
-      num_examples=config.eval.num_examples,
-    )
+    m = setup_lib.heldout_eval(config, run, sampler, policy_state, pool, rng)
     return {**m, "time/eval": time.perf_counter() - t0}
 
   return run_eval
