@@ -30,17 +30,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.task.max_prompt_len = 48
   c.tokenizer.vocab_size = 512
 
-  c.model.preset = "tiny"
-  c.model.overrides = mlc.ConfigDict(
-    {
-      "embed_dim": 64,
-      "num_layers": 2,
-      "num_heads": 4,
-      "num_kv_heads": 2,
-      "head_dim": 16,
-      "mlp_dim": 256,
-    }
-  )
+  c.model.preset = "mini"
 
   c.sft.steps = 150
   c.sft.batch_size = 32
@@ -55,9 +45,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.rollout.temperature = 1.0
 
   c.algo.advantage = "gae"
-  c.algo.advantage_hparams.gae.gamma = (
-    1.0  # Episodic, one terminal reward: no discounting (verl's PPO default).
-  )
+  # Episodic, one terminal reward: no discounting (verl's PPO default).
+  c.algo.advantage_hparams.gae.gamma = 1.0
   c.algo.advantage_hparams.gae.lam = 0.95  # Policy GAE lambda.
   # VAPO's decoupled GAE: the critic regresses on lambda=1 (Monte-Carlo) returns, which
   # are unbiased for a terminal reward, while the policy uses the lower-variance 0.95.
@@ -91,6 +80,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     # rounded up to 128, and ids past the tokenizer's would be sampled but not decodable.
     c.tokenizer.vocab_size = 384
     c.task.max_prompt_len = 64  # The smaller vocabulary spends more tokens per prompt.
+    c.model.preset = "tiny"
     c.model.overrides = mlc.ConfigDict({"embed_dim": 32, "num_layers": 1, "mlp_dim": 64})
     c.sft.steps = 4
     c.sft.batch_size = 8

@@ -46,17 +46,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.task.max_prompt_len = 48
   c.tokenizer.vocab_size = 512
 
-  c.model.preset = "tiny"
-  c.model.overrides = mlc.ConfigDict(
-    {
-      "embed_dim": 64,
-      "num_layers": 2,
-      "num_heads": 4,
-      "num_kv_heads": 2,
-      "head_dim": 16,
-      "mlp_dim": 256,
-    }
-  )
+  c.model.preset = "mini"
 
   c.sft.steps = 800
   c.sft.batch_size = 32

@@ -20,7 +20,7 @@ Exits with status 1 if a program does not fit.
 
 Parameters come from the config's model preset (or `model.init_from`'s model_config.json
 when that directory exists); the vocabulary is the preset's for pretrained presets and
-`tokenizer.vocab_size` rounded up to 128 for `tiny` (whose runs train a tokenizer).
+`tokenizer.vocab_size` rounded up to 128 for `tiny`/`mini` (whose runs train a tokenizer).
 `--topology` takes a Cloud TPU accelerator type (`v5p-64`, `v5litepod-16`, `v6e-8`,
 `v4-32`) or a topology name (`v5p:4x4x2`, `v5e:2x2`).
 """
@@ -109,10 +109,10 @@ def topology_devices(accelerator: str) -> list:
 def model_config_of(config):
   """The model the run would build, without loading weights or training a tokenizer.
 
-  The `tiny` preset gets the vocabulary of the tokenizer the run would train
+  The CPU presets (`tiny`, `mini`) get the vocabulary of the tokenizer the run would train
   (`tokenizer.vocab_size`); real presets keep their own.
   """
-  tiny = config.model.preset == "tiny" and not config.model.init_from
+  tiny = config.model.preset in ("tiny", "mini") and not config.model.init_from
   return setup_lib.model_config_for(config, config.tokenizer.vocab_size if tiny else None)
 
 
