@@ -17,6 +17,7 @@ once into `DATA_DIR/<builder name>/`; delete that folder to re-read changed file
 
 from __future__ import annotations
 
+import abc
 import gzip
 import json
 import os
@@ -70,14 +71,14 @@ class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       raise FileNotFoundError(self.missing_files_message(None)) from None
 
   @classmethod
+  @abc.abstractmethod
   def missing_files_message(cls, manual_dir: str | None) -> str:
     """The exact instruction for providing the files; every dataset subclass defines it."""
-    raise NotImplementedError
 
   @classmethod
+  @abc.abstractmethod
   def standin_rows(cls, n: int) -> list[dict[str, Any]]:
     """n example rows in the dataset's own file format, made from arithmetic problems."""
-    raise NotImplementedError
 
   @classmethod
   def write_standin(cls, manual_dir: str, num_train: int = 48, num_test: int = 16) -> None:
