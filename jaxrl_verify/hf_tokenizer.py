@@ -230,20 +230,8 @@ class HFTokenizer:
     add_eos: bool = False,
     truncate: Literal["left", "right"] | None = None,
   ) -> tuple[np.ndarray, np.ndarray]:
-    """Encodes and pads texts to a fixed length (static shapes for jit).
-
-    Args:
-      texts: b strings.
-      max_len: p, the padded length.
-      left_pad: pad on the left (prompts, so generation continues at the right).
-      add_bos: prepend bos to each row (no-op without a bos). add_eos: append eos.
-      truncate: None raises when a text is longer than `max_len`; `left` drops its
-        first tokens, `right` its last.
-
-    Returns:
-      tokens_bp: int32 [b, p], pad id where not real. mask_bp: bool [b, p]; the mask, not
-      the pad id, tells padding apart (pad may equal eos).
-    """
+    """`Tokenizer.encode_batch` (`add_bos` is a no-op without a bos; pad may equal eos, so
+    the mask, not the pad id, tells padding apart)."""
     bos, eos = self._frame(add_bos, add_eos)
     # One call encodes the whole batch (in parallel, in Rust).
     # (encode_batch_fast skips the character offsets; tokenizers < 0.20 lacks it.)

@@ -224,19 +224,7 @@ class SentencePieceTokenizer:
     add_eos: bool = False,
     truncate: Literal["left", "right"] | None = None,
   ) -> tuple[np.ndarray, np.ndarray]:
-    """Encodes and pads texts to a fixed length (static shapes for jit).
-
-    Args:
-      texts: b strings.
-      max_len: p, the padded length.
-      left_pad: pad on the left (prompts, so generation continues at the right).
-      add_bos: prepend bos to each row. add_eos: append eos to each row.
-      truncate: None raises when a text is longer than `max_len`; `left` drops its
-        first tokens, `right` its last.
-
-    Returns:
-      tokens_bp: int32 [b, p], pad id where not real. mask_bp: bool [b, p].
-    """
+    """`Tokenizer.encode_batch`: one encoding call for the batch, then `token_rows.pack_rows`."""
     bos, eos = [self.bos_id] * add_bos, [self.eos_id] * add_eos
     # One call encodes the whole batch (sentencepiece batches it in C++).
     bodies = self._sp.encode(list(texts))

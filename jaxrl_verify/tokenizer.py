@@ -58,7 +58,19 @@ class Tokenizer(Protocol):
     add_eos: bool = False,
     truncate: Literal["left", "right"] | None = None,
   ) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens_bp int32, mask_bp bool) of width `max_len` (see `token_rows.pack_rows`)."""
+    """Encodes and pads texts to a fixed length (static shapes for jit).
+
+    Args:
+      texts: b strings.
+      max_len: p, the padded length.
+      left_pad: pad on the left (prompts, so generation continues at the right).
+      add_bos: prepend bos to each row. add_eos: append eos to each row.
+      truncate: None raises when a text is longer than `max_len`; `left` drops its
+        first tokens, `right` its last (see `token_rows.pack_rows`).
+
+    Returns:
+      tokens_bp: int32 [b, p], pad id where not real. mask_bp: bool [b, p].
+    """
     ...
 
   def decode_batch(self, tokens: np.ndarray, mask: np.ndarray | None = None) -> list[str]:
