@@ -272,8 +272,9 @@ class Experience:
       values_old_gt=scores.values_gt,
     )
 
-  def round(self, state: update.TrainState, prompts: PromptBatch, rng) -> Round:
-    """One round: the stages in order, verification overlapping the device forwards."""
+  def collect(self, state: update.TrainState, prompts: PromptBatch, rng) -> Round:
+    """One round on `prompts`: the stages in order, verification overlapping the device
+    forwards; the batch, its rollout, rewards and metrics."""
     samples = self.sample(state, prompts, rng)
     t0 = time.perf_counter()
     pending = self.reward_source.start(samples.completions)  # The host pool starts ...
@@ -284,11 +285,7 @@ class Experience:
     metrics = round_metrics(samples.completions, rewards, samples.sample_s, verify_s)
     return Round(batch, samples, rewards, metrics)
 
-  # ------------------------------------------------------------------- what the trainer calls
-
-  def collect(self, state: update.TrainState, prompts: PromptBatch, rng) -> Round:
-    """One round on `prompts`: the batch, its rollout, rewards and metrics."""
-    return self.round(state, prompts, rng)
+  # ------------------------------------------------------------------- dynamic sampling
 
   def collect_dynamic(
     self, state: update.TrainState, prompt_iter, rng, *, max_rounds: int
@@ -316,7 +313,7 @@ class Experience:
     first_metrics = None
     for _ in range(max_rounds):
       rng, round_rng = jax.random.split(rng)
-      one = self.round(state, next(prompt_iter), round_rng)
+      one = self.collect(state, next(prompt_iter), round_rng)
       host = dict(vars(distributed.to_local(one.batch, self.mesh)))
       num_groups = len(one.rewards.reward_g) // group
       if kept is None:
