@@ -129,7 +129,7 @@ class Samples:
     rollout: the sampler's `Rollout` (global device arrays).
     completions: this process's rows on the host (decoded texts, lengths, finish flags),
       what the reward sources read.
-    sample_s: seconds spent sampling and copying this process's rows to the host.
+    sample_s: seconds spent sampling, copying this process's rows to the host and decoding.
   """
 
   prompt_gp: jax.Array
