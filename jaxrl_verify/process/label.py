@@ -215,7 +215,7 @@ class RolloutCounter:
     i, k = request
     return steps_lib.prefix_text(self.solutions[i].steps, k, self.fmt)
 
-  def _rows(self, requests: Sequence[Request]) -> tuple[np.ndarray, np.ndarray]:
+  def rows(self, requests: Sequence[Request]) -> tuple[np.ndarray, np.ndarray]:
     """Left-padded prompt + prefix tokens, one row per request [r, max_prompt_len]."""
     width = self.sampler.max_prompt_len
     tokens = np.full((len(requests), width), self.tokenizer.pad_id, np.int32)
@@ -237,7 +237,7 @@ class RolloutCounter:
     """The N continuations of each request's prefix (chunk padded to a fixed size)."""
     n, size = self.cfg.num_rollouts, self.cfg.prefixes_per_call
     padded = [*requests, *[requests[-1]] * (size - len(requests))]
-    tokens_bp, mask_bp = self._rows(padded)
+    tokens_bp, mask_bp = self.rows(padded)
     prompt_gp = np.repeat(tokens_bp, n, axis=0)
     mask_gp = np.repeat(mask_bp, n, axis=0)
     if self.mesh is not None:
