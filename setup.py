@@ -7,7 +7,7 @@ setuptools.setup(
   version="0.1.0",
   description="JAX/TPU-native reinforcement learning with verifiable rewards.",
   packages=setuptools.find_packages(include=["jaxrl_verify", "jaxrl_verify.*"]),
-  package_data={"jaxrl_verify": ["**/*.json", "**/*.model", "**/*.npz"]},
+  package_data={"jaxrl_verify": ["**/*.json", "**/*.jsonl", "**/*.model", "**/*.npz"]},
   python_requires=">=3.10",
   install_requires=[
     "jax>=0.10,<0.11",
