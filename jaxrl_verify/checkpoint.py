@@ -209,6 +209,23 @@ class Checkpointer:
     )
     return restored[_STATE], dict(restored[_META] or {})
 
+  def metadata(self, step: int) -> dict[str, Any]:
+    """The JSON metadata of checkpoint `step` alone (e.g. the config a run saved with it, to
+    rebuild the state's target before restoring it).
+
+    Raises:
+      FileNotFoundError: no such finished step.
+    """
+    if step not in self.all_steps():
+      raise FileNotFoundError(
+        f"Checkpoint step {step} does not exist in {self.directory}; "
+        f"available steps: {self.all_steps()}."
+      )
+    restored = self._manager.restore(
+      step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
+    )
+    return dict(restored[_META] or {})
+
   def _check_structure(self, step: int, target_pytree: Any) -> None:
     stored = self._manager.item_metadata(step)[_STATE]
     stored_flat = _flat_by_path(getattr(stored, "tree", stored))

@@ -62,3 +62,60 @@ def test_orm_and_bad_config(tmp_path):
     rm_config.validate(bad, 2)
   with pytest.raises(ValueError, match="Unknown config argument"):
     load_config("bogus")
+
+
+def test_score_steps_cli_restores_the_trained_rm(tmp_path, capsys):
+  from jaxrl_verify.process import rm, rm_setup, score_steps
+  from jaxrl_verify.process import stepwise_data as sd
+
+  config = load_config("runlocal")
+  workdir = tmp_path / "rm"
+  state, _ = train_rm.train_rm(config, str(workdir))
+  sols = list(sd.read_file(train_rm.STANDIN, "math_shepherd"))[:5]
+  src = tmp_path / "in.jsonl"
+  src.write_text(
+    "".join(
+      json.dumps({"prompt": s.prompt, "steps": list(s.steps), "id": i}) + "\n"
+      for i, s in enumerate(sols)
+    )
+  )
+  out = tmp_path / "out.jsonl"
+  argv = [
+    "--checkpoint",
+    str(workdir),
+    "--input",
+    str(src),
+    "--output",
+    str(out),
+    "--batch-size",
+    "4",
+  ]
+  assert score_steps.main([*argv, "--aggregate", "product"]) == 0
+  rows = [json.loads(x) for x in out.read_text().splitlines()]
+  assert [r["id"] for r in rows] == list(range(5))
+  # The restored parameters are the trained ones, and the scores are theirs.
+  _, tok, graphdef, params = rm_setup.restore(str(workdir))
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  fmt = train_rm.steps_lib.step_format("lines")
+  batch = rm.pack(
+    tok, [s.prompt for s in sols], [s.steps for s in sols], None, fmt, max_len=160, max_steps=4
+  )
+  probs = np.asarray(jax.jit(rm.make_score_fn(graphdef))(params, batch))
+  for i, r in enumerate(rows):
+    np.testing.assert_allclose(r["step_scores"], probs[i, : len(sols[i].steps)], rtol=1e-5)
+    assert r["score"] == pytest.approx(float(np.prod(r["step_scores"])), rel=1e-6)
+  # Bad input: one sentence, nothing written.
+  src.write_text('{"prompt": "Q", "steps": []}\n')
+  bad_out = tmp_path / "bad.jsonl"
+  assert (
+    score_steps.main(["--checkpoint", str(workdir), "--input", str(src), "--output", str(bad_out)])
+    == 2
+  )
+  assert 'needs "steps": a non-empty list' in capsys.readouterr().err and not bad_out.exists()
+  src.write_text('{"prompt": "Q", "steps": ["a"]}\n')
+  assert (
+    score_steps.main(["--checkpoint", str(tmp_path), "--input", str(src), "--output", str(bad_out)])
+    == 2
+  )
+  assert "No reward-model checkpoint" in capsys.readouterr().err

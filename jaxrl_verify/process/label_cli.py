@@ -17,7 +17,6 @@ interrupted run never leaves a partial file under the output name.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -83,15 +82,6 @@ def read_solutions(path: str) -> tuple[list[dict], list[label_lib.Solution]]:
   return records, solutions
 
 
-def write_atomically(path: str, records: list[dict]) -> None:
-  """Writes the records to `path` via a temporary file renamed when complete."""
-  tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    for record in records:
-      f.write(json.dumps({k: v for k, v in record.items() if k != "_line"}) + "\n")
-  os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
@@ -138,7 +128,7 @@ def main(argv=None) -> int:
       labelled = label_lib.label_solutions(solutions, counter, cfg)
     for record, out in zip(records, labelled):
       record.update(labels=out.labels, soft_labels=out.soft_labels, rollouts=out.rollouts)
-    write_atomically(args.output, records)
+    jsonl.write_jsonl_atomically(args.output, records)
   except (ValueError, FileNotFoundError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -18,40 +18,22 @@ import dataclasses
 import os
 import shutil
 import time
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 from absl import app, logging
-from flax import nnx, struct
+from flax import nnx
 
 from jaxrl_verify import checkpoint as ckpt_lib
 from jaxrl_verify import config_lib, distributed, logs, periodic, run_flags
 from jaxrl_verify import sharding as shd
 from jaxrl_verify.metrics import MetricsWriter
-from jaxrl_verify.models import io as model_io
-from jaxrl_verify.models import transformer
-from jaxrl_verify.models.config import get_preset
-from jaxrl_verify.models.transformer import ValueModel
-from jaxrl_verify.process import rm, rm_config
+from jaxrl_verify.process import rm, rm_config, rm_setup
 from jaxrl_verify.process import steps as steps_lib
 from jaxrl_verify.process import stepwise_data as sd
-from jaxrl_verify.rl import update as update_lib
-from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
-from jaxrl_verify.tokenizer import load_any
 
 STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin", "math_shepherd.jsonl")
-
-
-@struct.dataclass
-class RMState:
-  """What a reward-model run checkpoints. Attributes: step (int32 []), params, opt_state."""
-
-  step: jax.Array
-  params: Any
-  opt_state: Any
 
 
 @dataclasses.dataclass
@@ -87,23 +69,6 @@ def _read_data(c, workdir: str) -> _Data:
     return _Data(split("train"), split("test"))
 
 
-def _tokenizer(c, policy, data: _Data, workdir: str):
-  """`tokenizer.path`'s, the policy's, or one trained on the train split (saved to
-  WORKDIR/tokenizer.model)."""
-  if c.tokenizer.path:
-    return load_any(c.tokenizer.path)
-  if policy is not None:
-    if policy.tokenizer is None:
-      raise ValueError(f"{c.model.init_from} has no tokenizer; set config.tokenizer.path.")
-    return policy.tokenizer
-  path = os.path.join(workdir, "tokenizer.model")
-  texts = [s.prompt for s in data.train] + [x for s in data.train for x in s.steps]
-  distributed.share_file(
-    path, lambda: SentencePieceTokenizer.train(texts, c.tokenizer.vocab_size, path)
-  )
-  return SentencePieceTokenizer.load(path)
-
-
 def _batch(c, tok, fmt, solutions, rows) -> rm.RMBatch:
   chosen = [solutions[int(i)] for i in rows]
   return rm.pack(
@@ -134,42 +99,16 @@ def train_rm(c: mlc.ConfigDict, workdir: str, *, stop_after: int | None = None):
   config_lib.check_workdir(workdir)
   mesh = shd.make_mesh(c.mesh_shape)
   rm_config.validate(c, mesh.shape["data"] * mesh.shape["fsdp"])
-  rules = tuple(c.sharding_rules)
   fmt = steps_lib.step_format(c.data.step_format)
 
   # ---------------------------------------------------------------- data, tokenizer, model
   data = _read_data(c, workdir)
   logging.info("%d train and %d held-out solutions.", len(data.train), len(data.test))
-  policy = None
-  if c.model.init_from:
-    policy = model_io.load_model(c.model.init_from, mesh=mesh, rules=rules)
-  tok = _tokenizer(c, policy, data, workdir)
-  if policy is not None:
-    cfg = policy.cfg
-  else:
-    vocab = -(-tok.vocab_size // 128) * 128
-    cfg = get_preset(
-      c.model.preset, vocab_size=vocab, num_valid_tokens=tok.vocab_size, **c.model.overrides
-    )
-  graphdef, params, _ = shd.create_sharded(
-    lambda: ValueModel(cfg, rngs=nnx.Rngs(c.seed)), mesh, rules
-  )
-  if policy is not None:  # The policy's backbone, a fresh head.
-    params = transformer.with_policy_backbone(params, policy.state)
-  tx = update_lib.make_optimizer(
-    c.optim.learning_rate,
-    total_steps=c.total_steps,
-    warmup_steps=c.optim.warmup_steps,
-    min_lr_ratio=c.optim.min_lr_ratio,
-    weight_decay=c.optim.weight_decay,
-    grad_clip=c.optim.grad_clip,
-  )
-  replicated = shd.replicated(mesh)
-  state = RMState(
-    jax.device_put(jnp.zeros((), jnp.int32), replicated),
-    params,
-    distributed.init_optimizer(tx, params, mesh),
-  )
+  texts = [s.prompt for s in data.train] + [x for s in data.train for x in s.steps]
+  tok = rm_setup.tokenizer(c, workdir, texts)
+  cfg = rm_setup.model_config(c, tok)
+  graphdef, state = rm_setup.init(c, cfg, mesh)
+  tx = rm_setup.optimizer(c)
   train_step = jax.jit(rm.make_train_step(graphdef, tx))
   eval_loss = jax.jit(
     lambda p, b: rm.bce_loss(rm.step_logits(nnx.merge(graphdef, p), b), b.label_bs, b.step_mask_bs)
@@ -215,7 +154,7 @@ def train_rm(c: mlc.ConfigDict, workdir: str, *, stop_after: int | None = None):
       for step in range(start + 1, c.total_steps + 1):
         batch = device_batch(data.train, train_rows(c, len(data.train), step))
         params, opt_state, m = train_step(state.params, state.opt_state, batch)
-        state = RMState(state.step + 1, params, opt_state)
+        state = rm_setup.RMState(state.step + 1, params, opt_state)
         metrics = {k: float(v) for k, v in jax.device_get(m).items()}
         if step == c.total_steps or periodic.every(step, c.eval.every):
           metrics.update(evaluate(state.params))

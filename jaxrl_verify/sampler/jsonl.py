@@ -32,6 +32,14 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
   return records
 
 
+def write_jsonl_atomically(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
+  """`write_jsonl` through a temporary file renamed when complete: an interrupted run never
+  leaves a partial file under `path`."""
+  tmp = f"{os.fspath(path)}.tmp.{os.getpid()}"
+  write_jsonl(tmp, records)
+  os.replace(tmp, path)
+
+
 def write_jsonl(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
   with open(path, "w", encoding="utf-8") as f:
     for record in records:
