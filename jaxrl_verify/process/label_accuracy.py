@@ -1,0 +1,142 @@
+r"""How good are Monte-Carlo step labels? Agreement with the chains task's exact checker vs N.
+
+  python -m jaxrl_verify.process.label_accuracy [--levels 1,2] [--solutions 96] \
+      [--ns 1,2,4,8,16] [--sft-steps 600] [--output FILE.json]
+
+A `mini` policy is warm-started on correct chains of `--levels`, then labels held-out
+solutions (half correct, half with a planted first error of each kind at a random step)
+with N rollouts per prefix for each N, hard (any rollout right) and soft (fraction right,
+thresholded at 0.5 to compare). The ground truth (`chains.step_labels`) is used only to
+score the labels. Prints and writes one JSON object:
+`{"hard": {"1": agreement, ...}, "soft": {...}, "num_solutions", "num_steps", "wall_s"}`.
+
+Measured on the 2-core development CPU (2026-12-02), defaults (levels 1-2, 96 held-out
+solutions, 432 steps of which 64% are right, 600 warm-start steps), 2 min 9 s:
+  hard: N=1 0.613, 2 0.630, 4 0.681, 8 0.706, 16 0.792
+  soft (>= 0.5): 0.613, 0.630, 0.604, 0.586, 0.590
+Hard labels improve with N as Math-Shepherd reports, but at N=8 they agree on 71% of
+steps, short of the 85% target (Math-Shepherd: ~86% at N=4 with a 7B completer): this
+small policy often fails to finish even a right prefix correctly, so right steps get a 0
+(always-1 labels would score 64%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jaxrl_verify import sft
+from jaxrl_verify import sharding as shd
+from jaxrl_verify.data import chains, pipeline, tasks
+from jaxrl_verify.models.config import get_preset
+from jaxrl_verify.models.transformer import Transformer
+from jaxrl_verify.process import label, measure
+from jaxrl_verify.sampler import Sampler, SamplingParams
+from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
+from jaxrl_verify.verifiers.pool import VerifierPool
+
+
+def held_out_solutions(task, data_dir, count: int, seed: int = 0):
+  """(solutions, ground-truth labels): alternately correct and with a planted first error."""
+  test = task.data_source("test", data_dir)
+  rng = np.random.default_rng(seed)
+  sols, truth = [], []
+  for i in range(min(count, len(test))):
+    ex = test[i]
+    start, ops = int(ex["start"]), chains.parse_ops(ex["ops"])
+    if i % 2 == 0:
+      steps = chains.solution_steps(start, ops)
+    else:
+      kind = chains.ERROR_KINDS[(i // 2) % len(chains.ERROR_KINDS)]
+      steps = chains.corrupt(start, ops, rng, kind=kind, at=int(rng.integers(len(ops))))
+    sols.append(label.Solution(task.format_prompt(ex), tuple(steps), ex["answer"]))
+    truth.append(chains.step_labels(start, ops, steps))
+  return sols, truth
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--levels", default="1,2")
+  parser.add_argument("--solutions", type=int, default=96)
+  parser.add_argument("--ns", default="1,2,4,8,16")
+  parser.add_argument("--sft-steps", type=int, default=600)
+  parser.add_argument("--workers", type=int, default=2)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--output", default="")
+  args = parser.parse_args(argv)
+  t0 = time.perf_counter()
+  levels = tuple(int(x) for x in args.levels.split(","))
+  ns = [int(x) for x in args.ns.split(",")]
+  root = tempfile.mkdtemp(prefix="label_accuracy_")
+  task = tasks.get_task(
+    "chains", num_train=4000, num_test=max(args.solutions, 16), difficulty=levels, seed=args.seed
+  )
+  tok = SentencePieceTokenizer.train(pipeline.texts_for_tokenizer(task, root), 320, root)
+  cfg = get_preset("mini", vocab_size=384, num_valid_tokens=tok.vocab_size)
+  mesh = shd.make_mesh((-1, 1, 1))
+  graphdef, state, _ = shd.create_sharded(lambda: Transformer(cfg, rngs=nnx.Rngs(args.seed)), mesh)
+  pairs = list(pipeline.sft_examples(task, "train", data_dir=root, seed=args.seed))
+  state = sft.warm_start(
+    graphdef,
+    state,
+    pairs,
+    tok,
+    steps=args.sft_steps,
+    batch_size=32,
+    learning_rate=3e-3,
+    max_len=128,
+    mesh=mesh,
+  )
+  sampler = Sampler(
+    graphdef,
+    cfg,
+    max_prompt_len=160,
+    max_new_tokens=48,
+    eos_id=tok.eos_id,
+    pad_id=tok.pad_id,
+    mesh=mesh,
+  )
+  sols, truth = held_out_solutions(task, root, args.solutions, args.seed)
+  out = {"hard": {}, "soft": {}}
+  with VerifierPool(num_workers=args.workers) as pool:
+    for n in ns:
+      cfg_l = label.LabelConfig(num_rollouts=n, prefixes_per_call=max(1, 64 // n))
+      counter = label.RolloutCounter(
+        sampler,
+        state,
+        tok,
+        pool,
+        "math",
+        sols,
+        cfg_l,
+        sampling=SamplingParams(temperature=1.0),
+        rng=jax.random.PRNGKey(args.seed + n),
+        mesh=mesh,
+      )
+      labelled = label.label_solutions(sols, counter, cfg_l)
+      out["hard"][str(n)] = measure.label_agreement([x.labels for x in labelled], truth)
+      soft = [[int(s >= 0.5) for s in x.soft_labels] for x in labelled]
+      out["soft"][str(n)] = measure.label_agreement(soft, truth)
+  out.update(
+    num_solutions=len(sols),
+    num_steps=sum(len(t) for t in truth),
+    positive_frac=float(np.mean([x for t in truth for x in t])),
+    levels=list(levels),
+    sft_steps=args.sft_steps,
+    wall_s=time.perf_counter() - t0,
+  )
+  print(json.dumps(out))
+  if args.output:
+    with open(args.output, "w") as f:
+      json.dump(out, f, indent=2)
+  return out
+
+
+if __name__ == "__main__":
+  main()
