@@ -27,3 +27,29 @@ def test_label_agreement_and_first_error():
   assert measure.first_error_of([0.9, 0.6, 0.4, 0.8]) == 2
   assert measure.first_error_of([0.9, 0.6], threshold=0.7) == 1
   assert measure.first_error_of([0.9, 0.95]) == -1
+
+
+def test_label_accuracy_script_runs_end_to_end(tmp_path):
+  """The measurement of Monte-Carlo labels against the checker, at smoke size."""
+  import json
+
+  from jaxrl_verify.process import label_accuracy
+
+  out = label_accuracy.main(
+    [
+      "--levels",
+      "1",
+      "--solutions",
+      "4",
+      "--ns",
+      "1,2",
+      "--sft-steps",
+      "5",
+      "--output",
+      str(tmp_path / "a.json"),
+    ]
+  )
+  assert set(out["hard"]) == set(out["soft"]) == {"1", "2"}
+  assert all(0.0 <= v <= 1.0 for v in [*out["hard"].values(), *out["soft"].values()])
+  assert out["num_solutions"] == 4 and out["num_steps"] == 4 * 4  # Level 1: 3 steps + box.
+  assert json.loads((tmp_path / "a.json").read_text()) == out
