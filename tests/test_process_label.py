@@ -70,6 +70,11 @@ def test_step_end_positions_cover_each_step(chain_setup):
     # (a token may also carry the separator after it, e.g. ".\n").
     assert text[: char_ends[k]] in tok.decode(ids[: end + 1]), k
     assert len(tok.decode(ids[:end])) < char_ends[k], k
+  # With the trailing separator a step ends on the same token in a partial solution as in
+  # the whole one (here `.\n` is one token: without it the partial one would end on `.`).
+  ids_p, ends_p = steps.step_end_positions(tok, GOLD[:2], fmt, trailing_separator=True)
+  ids_f, ends_f = steps.step_end_positions(tok, GOLD, fmt, trailing_separator=True)
+  assert ids_f[: len(ids_p)] == ids_p and ends_f[:2] == ends_p
 
 
 # ----------------------------------------------------------------------------- planners
@@ -325,3 +330,49 @@ def test_label_cli_writes_labels_and_refuses_bad_input(chain_setup, policy, tmp_
   with pytest.raises(SystemExit):
     label_cli.main([*base, "--input", str(src), "--output", str(src)])
   assert "is the --input file" in capsys.readouterr().err
+
+
+def test_prm_guided_beam_search_builds_scored_step_by_step_solutions(chain_setup, policy):
+  from jaxrl_verify.models.transformer import ValueModel
+  from jaxrl_verify.process import rm, search
+
+  task, root, tok = chain_setup
+  sampler, state, mesh = policy
+  step_sampler = Sampler(
+    sampler.graphdef,
+    sampler.cfg,
+    max_prompt_len=112,
+    max_new_tokens=16,
+    eos_id=tok.eos_id,
+    stop_ids=search.newline_ids(tok),
+    pad_id=tok.pad_id,
+    mesh=mesh,
+  )
+  rm_graphdef, rm_params = nnx.split(ValueModel(sampler.cfg, rngs=nnx.Rngs(1)))
+  score_fn = jax.jit(rm.make_score_fn(rm_graphdef))
+  test = task.data_source("test", root)
+  prompts = [task.format_prompt(test[i]) for i in range(2)]
+  cfg = search.SearchConfig(
+    width=2, expand=2, max_steps=5, max_prompt_len=112, rm_max_len=160, rm_max_steps=6
+  )
+  best, tokens = search.beam_search(
+    prompts,
+    sampler=step_sampler,
+    policy_state=state,
+    tokenizer=tok,
+    score_fn=score_fn,
+    rm_params=rm_params,
+    cfg=cfg,
+    sampling=SamplingParams(temperature=1.0),
+    rng=jax.random.PRNGKey(0),
+  )
+  assert len(best) == 2 and tokens > 0
+  for prompt, beam in zip(prompts, best):
+    assert beam.done and 1 <= len(beam.steps) <= 5
+    assert all(s and "\n" not in s for s in beam.steps)  # One line per step.
+    # The beam's score is the min of the PRM's step scores of the whole solution.
+    batch = rm.pack(
+      tok, [prompt], [beam.steps], None, steps.step_format("lines"), max_len=160, max_steps=6
+    )
+    probs = np.asarray(score_fn(rm_params, batch))[0, : len(beam.steps)]
+    assert beam.score == pytest.approx(float(probs.min()), rel=1e-4)

@@ -56,7 +56,7 @@ def test_pack_places_step_ends_and_refuses_bad_input(chain_data):
   sol = ["7 + 5 = 12.", "12 - 3 = 9.", "\\boxed{9}"]
   batch = rm.pack(tok, ["Q: a"], [sol], [[1, 1, 0]], FMT, max_len=64, max_steps=4)
   head = len(tok.encode("Q: a", add_bos=True))
-  ids, ends = steps.step_end_positions(tok, sol, FMT)
+  ids, ends = steps.step_end_positions(tok, sol, FMT, trailing_separator=True)
   assert batch.tokens_bt[0, : head + len(ids)].tolist() == tok.encode("Q: a", add_bos=True) + ids
   assert batch.step_pos_bs[0, :3].tolist() == [head + e for e in ends]
   assert batch.step_mask_bs[0].tolist() == [True, True, True, False]

@@ -35,7 +35,8 @@ class RMBatch:
   """Solutions packed for a reward model (numpy or device arrays).
 
   Attributes:
-    tokens_bt: int32 [b, t] `[bos, prompt, solution]`, right-padded.
+    tokens_bt: int32 [b, t] `[bos, prompt, solution]` (each step followed by the format's
+      separator), right-padded.
     valid_bt: bool [b, t] real tokens.
     step_pos_bs: int32 [b, s] position in `tokens_bt` of each step's last token (0 on padding).
     step_mask_bs: bool [b, s] steps that carry a label (all real steps for a PRM, the last
@@ -83,7 +84,9 @@ def pack(
     if len(steps) > max_steps:
       raise ValueError(f"Solution {i} has {len(steps)} steps, more than max_steps={max_steps}.")
     head = tokenizer.encode(prompt, add_bos=True)
-    ids, ends = steps_lib.step_end_positions(tokenizer, steps, fmt)
+    # Every step, the last too, is followed by the separator: a step reads the same in a
+    # partial solution (search, labelling) as in a whole one.
+    ids, ends = steps_lib.step_end_positions(tokenizer, steps, fmt, trailing_separator=True)
     row = head + ids
     if len(row) > max_len:
       raise ValueError(

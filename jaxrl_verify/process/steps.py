@@ -114,12 +114,21 @@ def step_char_ends(steps: Sequence[str], fmt: StepFormat) -> tuple[str, list[int
 
 
 def step_end_positions(
-  tokenizer, steps: Sequence[str], fmt: StepFormat
+  tokenizer, steps: Sequence[str], fmt: StepFormat, *, trailing_separator: bool = False
 ) -> tuple[list[int], list[int]]:
   """The solution's completion tokens and the token index where each step ends.
 
+  Args:
+    tokenizer: the tokenizer.
+    steps: the solution's steps.
+    fmt: their format.
+    trailing_separator: end the text with the separator that would open another step, so
+      the last step ends like every other (a tokenizer may merge a step's end with the
+      separator, e.g. `.\n`); a reward model scoring partial and whole solutions alike
+      needs this.
+
   Returns:
-    (ids, ends): `ids = tokenizer.encode(fmt.join(steps))`; `ends[k]` is the index in
+    (ids, ends): `ids = tokenizer.encode(text)` of the joined steps; `ends[k]` is the index in
     `ids` of the token that completes step k's text (the first token whose decoded
     prefix covers the step's last character). Strictly increasing when every step has
     its own token; a step merged into one token with the next shares its end.
@@ -130,6 +139,8 @@ def step_end_positions(
   if not steps:
     raise ValueError("A solution needs at least one step.")
   text, char_ends = step_char_ends(steps, fmt)
+  if trailing_separator:
+    text = prefix_text(steps, len(steps) - 1, fmt)
   ids = tokenizer.encode(text)
   # Characters covered by the first t + 1 tokens (a byte-fallback token may decode to a
   # partial character, hence the running maximum).
