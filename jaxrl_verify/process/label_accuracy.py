@@ -31,40 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 
 import jax
 import numpy as np
-from flax import nnx
 
-from jaxrl_verify import sft
-from jaxrl_verify import sharding as shd
-from jaxrl_verify.data import chains, pipeline, tasks
-from jaxrl_verify.models.config import get_preset
-from jaxrl_verify.models.transformer import Transformer
-from jaxrl_verify.process import label, measure
-from jaxrl_verify.sampler import Sampler, SamplingParams
-from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
+from jaxrl_verify.process import chain_lab, label, measure
+from jaxrl_verify.sampler import SamplingParams
 from jaxrl_verify.verifiers.pool import VerifierPool
-
-
-def held_out_solutions(task, data_dir, count: int, seed: int = 0):
-  """(solutions, ground-truth labels): alternately correct and with a planted first error."""
-  test = task.data_source("test", data_dir)
-  rng = np.random.default_rng(seed)
-  sols, truth = [], []
-  for i in range(min(count, len(test))):
-    ex = test[i]
-    start, ops = int(ex["start"]), chains.parse_ops(ex["ops"])
-    if i % 2 == 0:
-      steps = chains.solution_steps(start, ops)
-    else:
-      kind = chains.ERROR_KINDS[(i // 2) % len(chains.ERROR_KINDS)]
-      steps = chains.corrupt(start, ops, rng, kind=kind, at=int(rng.integers(len(ops))))
-    sols.append(label.Solution(task.format_prompt(ex), tuple(steps), ex["answer"]))
-    truth.append(chains.step_labels(start, ops, steps))
-  return sols, truth
 
 
 def main(argv=None) -> dict:
@@ -80,51 +54,25 @@ def main(argv=None) -> dict:
   t0 = time.perf_counter()
   levels = tuple(int(x) for x in args.levels.split(","))
   ns = [int(x) for x in args.ns.split(",")]
-  root = tempfile.mkdtemp(prefix="label_accuracy_")
-  task = tasks.get_task(
-    "chains", num_train=4000, num_test=max(args.solutions, 16), difficulty=levels, seed=args.seed
+  bench = chain_lab.warm_started(
+    levels, sft_steps=args.sft_steps, num_test=args.solutions, seed=args.seed
   )
-  tok = SentencePieceTokenizer.train(pipeline.texts_for_tokenizer(task, root), 320, root)
-  cfg = get_preset("mini", vocab_size=384, num_valid_tokens=tok.vocab_size)
-  mesh = shd.make_mesh((-1, 1, 1))
-  graphdef, state, _ = shd.create_sharded(lambda: Transformer(cfg, rngs=nnx.Rngs(args.seed)), mesh)
-  pairs = list(pipeline.sft_examples(task, "train", data_dir=root, seed=args.seed))
-  state = sft.warm_start(
-    graphdef,
-    state,
-    pairs,
-    tok,
-    steps=args.sft_steps,
-    batch_size=32,
-    learning_rate=3e-3,
-    max_len=128,
-    mesh=mesh,
-  )
-  sampler = Sampler(
-    graphdef,
-    cfg,
-    max_prompt_len=160,
-    max_new_tokens=48,
-    eos_id=tok.eos_id,
-    pad_id=tok.pad_id,
-    mesh=mesh,
-  )
-  sols, truth = held_out_solutions(task, root, args.solutions, args.seed)
+  sols, truth = chain_lab.held_out_solutions(bench.task, bench.data_dir, args.solutions, args.seed)
   out = {"hard": {}, "soft": {}}
   with VerifierPool(num_workers=args.workers) as pool:
     for n in ns:
       cfg_l = label.LabelConfig(num_rollouts=n, prefixes_per_call=max(1, 64 // n))
       counter = label.RolloutCounter(
-        sampler,
-        state,
-        tok,
+        bench.sampler,
+        bench.state,
+        bench.tokenizer,
         pool,
         "math",
         sols,
         cfg_l,
         sampling=SamplingParams(temperature=1.0),
         rng=jax.random.PRNGKey(args.seed + n),
-        mesh=mesh,
+        mesh=bench.mesh,
       )
       labelled = label.label_solutions(sols, counter, cfg_l)
       out["hard"][str(n)] = measure.label_agreement([x.labels for x in labelled], truth)
