@@ -53,3 +53,29 @@ def test_label_accuracy_script_runs_end_to_end(tmp_path):
   assert all(0.0 <= v <= 1.0 for v in [*out["hard"].values(), *out["soft"].values()])
   assert out["num_solutions"] == 4 and out["num_steps"] == 4 * 4  # Level 1: 3 steps + box.
   assert json.loads((tmp_path / "a.json").read_text()) == out
+
+
+def test_prm_accuracy_script_runs_end_to_end():
+  """Sample -> Monte-Carlo labels -> PRM -> first-error F1 on held-out solutions, smoke size."""
+  from jaxrl_verify.process import prm_accuracy
+
+  out = prm_accuracy.main(
+    [
+      "--levels",
+      "1",
+      "--problems",
+      "8",
+      "--samples",
+      "2",
+      "--rollouts",
+      "2",
+      "--prm-steps",
+      "2",
+      "--heldout",
+      "4",
+      "--sft-steps",
+      "5",
+    ]
+  )
+  assert set(out["prm_first_error"]) == {"acc_error", "acc_correct", "f1"}
+  assert out["heldout_solutions"] == 4 and out["labelled_steps"] > 0 and out["rollouts"] > 0
