@@ -19,7 +19,7 @@ from jaxrl_verify.data import chains, pipeline, tasks
 from jaxrl_verify.models.config import get_preset
 from jaxrl_verify.models.transformer import Transformer
 from jaxrl_verify.process import label
-from jaxrl_verify.sampler import Sampler
+from jaxrl_verify.sampler import Sampler, SamplingParams
 from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
 
@@ -91,3 +91,21 @@ def held_out_solutions(task, data_dir, count: int, seed: int = 0):
     sols.append(label.Solution(task.format_prompt(ex), tuple(steps), ex["answer"]))
     truth.append(chains.step_labels(start, ops, steps))
   return sols, truth
+
+
+def mc_labels(bench: Bench, pool, solutions, num_rollouts: int, rng) -> list[label.StepLabels]:
+  """Monte-Carlo labels (full mode) of `solutions` with the bench's policy at temperature 1."""
+  cfg = label.LabelConfig(num_rollouts=num_rollouts, prefixes_per_call=max(1, 64 // num_rollouts))
+  counter = label.RolloutCounter(
+    bench.sampler,
+    bench.state,
+    bench.tokenizer,
+    pool,
+    "math",
+    solutions,
+    cfg,
+    sampling=SamplingParams(temperature=1.0),
+    rng=rng,
+    mesh=bench.mesh,
+  )
+  return label.label_solutions(solutions, counter, cfg)

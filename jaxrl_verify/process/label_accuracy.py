@@ -36,8 +36,7 @@ import time
 import jax
 import numpy as np
 
-from jaxrl_verify.process import chain_lab, label, measure
-from jaxrl_verify.sampler import SamplingParams
+from jaxrl_verify.process import chain_lab, measure
 from jaxrl_verify.verifiers.pool import VerifierPool
 
 
@@ -61,20 +60,7 @@ def main(argv=None) -> dict:
   out = {"hard": {}, "soft": {}}
   with VerifierPool(num_workers=args.workers) as pool:
     for n in ns:
-      cfg_l = label.LabelConfig(num_rollouts=n, prefixes_per_call=max(1, 64 // n))
-      counter = label.RolloutCounter(
-        bench.sampler,
-        bench.state,
-        bench.tokenizer,
-        pool,
-        "math",
-        sols,
-        cfg_l,
-        sampling=SamplingParams(temperature=1.0),
-        rng=jax.random.PRNGKey(args.seed + n),
-        mesh=bench.mesh,
-      )
-      labelled = label.label_solutions(sols, counter, cfg_l)
+      labelled = chain_lab.mc_labels(bench, pool, sols, n, jax.random.PRNGKey(args.seed + n))
       out["hard"][str(n)] = measure.label_agreement([x.labels for x in labelled], truth)
       soft = [[int(s >= 0.5) for s in x.soft_labels] for x in labelled]
       out["soft"][str(n)] = measure.label_agreement(soft, truth)

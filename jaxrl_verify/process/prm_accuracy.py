@@ -144,23 +144,8 @@ def main(argv=None) -> dict:
   rng = jax.random.PRNGKey(args.seed)
   sols = sample_solutions(bench, args.problems, args.samples, rng)
   sols += planted_solutions(bench, args.planted, args.seed)
-  cfg_l = label.LabelConfig(
-    num_rollouts=args.rollouts, prefixes_per_call=max(1, 64 // args.rollouts)
-  )
   with VerifierPool(num_workers=args.workers) as pool:
-    counter = label.RolloutCounter(
-      bench.sampler,
-      bench.state,
-      bench.tokenizer,
-      pool,
-      "math",
-      sols,
-      cfg_l,
-      sampling=SamplingParams(temperature=1.0),
-      rng=jax.random.fold_in(rng, 1),
-      mesh=bench.mesh,
-    )
-    labelled = label.label_solutions(sols, counter, cfg_l)
+    labelled = chain_lab.mc_labels(bench, pool, sols, args.rollouts, jax.random.fold_in(rng, 1))
   labels = [[float(x) for x in lab.labels] for lab in labelled]
   graphdef, params = train_prm(bench, sols, labels, steps=args.prm_steps, seed=args.seed)
   held, truth = chain_lab.held_out_solutions(bench.task, bench.data_dir, args.heldout, args.seed)
