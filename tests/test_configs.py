@@ -24,12 +24,12 @@ from jaxrl_verify.models import config as model_config
 from jaxrl_verify.models.transformer import Transformer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# RL experiments (run by `jaxrl_verify.train`); reward-model configs are tested with their
-# trainer (tests/test_train_rm.py).
+# RL experiments (run by `jaxrl_verify.train`); process-supervision configs are tested with
+# their entry points (tests/test_train_rm.py, tests/test_process_pipeline.py).
 CONFIGS = sorted(
   p.stem
   for p in (REPO / "configs").glob("*.py")
-  if not p.stem.startswith("_") and "jaxrl_verify.process.train_rm" not in p.read_text()
+  if not p.stem.startswith("_") and "python -m jaxrl_verify.process." not in p.read_text()
 )
 DESIGN_KEYS = (
   "step",

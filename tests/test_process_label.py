@@ -253,6 +253,45 @@ def test_real_labeller_full_and_binary_search_agree_under_greedy_rollouts(chain_
   assert 0 < sum(hard) < len(hard), hard
 
 
+def test_nested_labels_are_the_first_n_rollouts_of_one_run(chain_setup, policy):
+  """label_nested at n = max(ns) is the plain full labelling with the same key; at smaller
+  n it counts the first n of those rollouts (so hard labels can only rise with n)."""
+  task, root, tok = chain_setup
+  sampler, state, mesh = policy
+  sols, _ = _chain_solutions(task, root, 6)
+  cfg = label.LabelConfig(num_rollouts=4, prefixes_per_call=4)
+
+  def counter(pool):
+    return label.RolloutCounter(
+      sampler,
+      state,
+      tok,
+      pool,
+      "math",
+      sols,
+      cfg,
+      sampling=SamplingParams(temperature=1.0),
+      rng=jax.random.PRNGKey(3),
+      mesh=mesh,
+    )
+
+  with VerifierPool(num_workers=2) as pool:
+    plain = label.label_solutions(sols, counter(pool), cfg)
+    c = counter(pool)
+    nested = label.label_nested(sols, c, [1, 2, 4])
+    with pytest.raises(ValueError, match="samples 4 rollouts"):
+      label.label_nested(sols, c, [1, 8])
+  assert nested[4] == plain
+  outcomes = c.last_outcomes
+  requests = [(i, k) for i, s in enumerate(sols) for k in range(len(s.steps) - 1)]
+  for n in (1, 2):
+    for (i, k), o in zip(requests, outcomes):
+      assert nested[n][i].soft_labels[k] == sum(o[:n]) / n
+      assert nested[n][i].labels[k] <= nested[4][i].labels[k]
+  soft4 = [x for lab in nested[4] for x in lab.soft_labels[:-1]]
+  assert any(0 < x < 1 for x in soft4), soft4  # Not vacuous: sampled rollouts disagree.
+
+
 def test_a_prefix_longer_than_the_context_is_a_clear_error(chain_setup, policy):
   task, root, tok = chain_setup
   sampler, state, mesh = policy

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrl_verify.process import rm_config, train_rm
+from jaxrl_verify.process import rm_config, rm_trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -24,10 +24,10 @@ def load_config(arg=None):
 
 def test_runlocal_trains_logs_and_resumes_exactly(tmp_path):
   config = load_config("runlocal")
-  straight, _ = train_rm.train_rm(config, str(tmp_path / "straight"))
-  first, _ = train_rm.train_rm(config, str(tmp_path / "resumed"), stop_after=2)
+  straight, _ = rm_trainer.train_rm(config, str(tmp_path / "straight"))
+  first, _ = rm_trainer.train_rm(config, str(tmp_path / "resumed"), stop_after=2)
   assert int(first.step) == 2
-  resumed, last = train_rm.train_rm(config, str(tmp_path / "resumed"))
+  resumed, last = rm_trainer.train_rm(config, str(tmp_path / "resumed"))
   assert int(resumed.step) == 6
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -47,7 +47,7 @@ def test_orm_and_bad_config(tmp_path):
   with config.unlocked():
     config.rm.kind = "orm"
     config.total_steps = 1
-  _, metrics = train_rm.train_rm(config, str(tmp_path / "orm"))
+  _, metrics = rm_trainer.train_rm(config, str(tmp_path / "orm"))
   assert 0.0 <= metrics["eval/step_accuracy"] <= 1.0
   bad = rm_config.base_config()
   with pytest.raises(ValueError, match="config.rm.kind is 'prm2'"):
@@ -70,8 +70,8 @@ def test_score_steps_cli_restores_the_trained_rm(tmp_path, capsys):
 
   config = load_config("runlocal")
   workdir = tmp_path / "rm"
-  state, _ = train_rm.train_rm(config, str(workdir))
-  sols = list(sd.read_file(train_rm.STANDIN, "math_shepherd"))[:5]
+  state, _ = rm_trainer.train_rm(config, str(workdir))
+  sols = list(sd.read_file(rm_trainer.STANDIN, "math_shepherd"))[:5]
   src = tmp_path / "in.jsonl"
   src.write_text(
     "".join(
@@ -97,7 +97,7 @@ def test_score_steps_cli_restores_the_trained_rm(tmp_path, capsys):
   _, tok, graphdef, params = rm_setup.restore(str(workdir))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  fmt = train_rm.steps_lib.step_format("lines")
+  fmt = rm_trainer.steps_lib.step_format("lines")
   batch = rm.pack(
     tok, [s.prompt for s in sols], [s.steps for s in sols], None, fmt, max_len=160, max_steps=4
   )

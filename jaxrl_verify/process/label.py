@@ -37,6 +37,7 @@ import numpy as np
 
 from jaxrl_verify import distributed
 from jaxrl_verify.process import steps as steps_lib
+from jaxrl_verify.sampler import jsonl
 
 MODES = ("full", "binary_search")
 
@@ -189,6 +190,8 @@ class RolloutCounter:
 
   Attributes:
     calls: sampler calls made. tokens: rollout tokens generated.
+    last_outcomes: per request of the latest call, each rollout's verdict (N bools, in
+      sampling order): the first n of them are an n-rollout labelling of the same prefix.
   """
 
   def __init__(
@@ -210,6 +213,7 @@ class RolloutCounter:
     self.sampling, self.rng, self.mesh = sampling, rng, mesh
     self.fmt = steps_lib.step_format(cfg.step_format, cfg.delimiter or None)
     self.calls = self.tokens = 0
+    self.last_outcomes: list[list[bool]] = []
 
   def prefix(self, request: Request) -> str:
     i, k = request
@@ -265,16 +269,17 @@ class RolloutCounter:
     """Correct rollouts (of N) per request; the pool checks chunk c while chunk c + 1 samples."""
     n, size = self.cfg.num_rollouts, self.cfg.prefixes_per_call
     chunks = [list(requests[a : a + size]) for a in range(0, len(requests), size)]
-    counts: list[int] = []
+    outcomes: list[list[bool]] = []
     pending: tuple[list[Request], list[int]] | None = None
     for chunk in [*chunks, None]:
       texts = self._sample(chunk) if chunk is not None else None  # Device, while the pool ...
       if pending is not None:  # ... verifies the previous chunk.
         done, tickets = pending
         ok = [v.status == "ok" for v in self.pool.results(tickets)]
-        counts += [sum(ok[j * n : (j + 1) * n]) for j in range(len(done))]
+        outcomes += [ok[j * n : (j + 1) * n] for j in range(len(done))]
       pending = (chunk, self._submit(chunk, texts)) if chunk is not None else None
-    return np.asarray(counts, np.int64)
+    self.last_outcomes = outcomes
+    return np.asarray([sum(o) for o in outcomes], np.int64)
 
 
 def final_correct(pool, verifier: str, solutions: Sequence[Solution], fmt) -> list[bool]:
@@ -289,3 +294,61 @@ def label_solutions(
   """Monte-Carlo labels of `solutions` with the real sampler and pool (`counter`)."""
   finals = final_correct(counter.pool, counter.verifier, solutions, counter.fmt)
   return PLANNERS[cfg.mode](solutions, finals, counter, cfg.num_rollouts)
+
+
+def label_nested(
+  solutions: Sequence[Solution], counter: RolloutCounter, ns: Sequence[int]
+) -> dict[int, list[StepLabels]]:
+  """Full-mode labels at every N in `ns` from one run of max(ns) rollouts per prefix.
+
+  The labels at n use the first n rollouts of each prefix: the labelling an n-rollout run
+  would have made, so label quality versus N costs one labelling, not len(ns).
+
+  Raises:
+    ValueError: `counter` samples a different number of rollouts than max(ns).
+  """
+  top = max(ns)
+  if counter.cfg.num_rollouts != top:
+    raise ValueError(f"The counter samples {counter.cfg.num_rollouts} rollouts; ns needs {top}.")
+  finals = final_correct(counter.pool, counter.verifier, solutions, counter.fmt)
+  requests = [(i, k) for i, s in enumerate(solutions) for k in range(len(s.steps) - 1)]
+  counter(requests)  # One run; `last_outcomes` keeps every rollout's verdict.
+  by_request = dict(zip(requests, counter.last_outcomes, strict=True))
+
+  def first(n: int) -> CountFn:
+    return lambda reqs: np.asarray([sum(by_request[r][:n]) for r in reqs], np.int64)
+
+  return {n: label_full(solutions, finals, first(n), n) for n in ns}
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_solutions(path: str) -> tuple[list[dict], list[Solution]]:
+  """The records of a JSONL file of `{"prompt", "steps": [...], "reference"}` lines (further
+  keys: verifier fields) and their solutions; a bad line is one sentence naming it."""
+  records = jsonl.read_jsonl(path)
+  solutions = []
+  for r in records:
+    n = r["_line"]
+    steps = r.get("steps")
+    if not isinstance(r.get("prompt"), str):
+      raise ValueError(f'{path} line {n} needs "prompt": the problem text as a string.')
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+      raise ValueError(f'{path} line {n} needs "steps": a list of strings.')
+    if not steps:
+      raise ValueError(f"{path} line {n} has no steps; a solution needs at least one step.")
+    empty = [j for j, s in enumerate(steps) if not s.strip()]
+    if empty:
+      raise ValueError(f"{path} line {n} has an empty step (index {empty[0]}); remove it.")
+    if "reference" not in r:
+      raise ValueError(f'{path} line {n} needs "reference": the answer the verifier checks.')
+    fields = {k: v for k, v in r.items() if k not in ("prompt", "steps", "reference", "_line")}
+    solutions.append(Solution(r["prompt"], tuple(steps), r["reference"], fields))
+  return records, solutions
+
+
+def add_labels(records: list[dict], labelled: Sequence[StepLabels]) -> None:
+  """Adds `labels`, `soft_labels` and `rollouts` to each record (the label_cli output)."""
+  for record, out in zip(records, labelled, strict=True):
+    record.update(labels=out.labels, soft_labels=out.soft_labels, rollouts=out.rollouts)

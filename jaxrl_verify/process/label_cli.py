@@ -59,29 +59,6 @@ def parse_args(argv=None) -> argparse.Namespace:
   return args
 
 
-def read_solutions(path: str) -> tuple[list[dict], list[label_lib.Solution]]:
-  """The records of `path` and their solutions; a bad line is one sentence naming it."""
-  records = jsonl.read_jsonl(path)
-  solutions = []
-  for r in records:
-    n = r["_line"]
-    steps = r.get("steps")
-    if not isinstance(r.get("prompt"), str):
-      raise ValueError(f'{path} line {n} needs "prompt": the problem text as a string.')
-    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-      raise ValueError(f'{path} line {n} needs "steps": a list of strings.')
-    if not steps:
-      raise ValueError(f"{path} line {n} has no steps; a solution needs at least one step.")
-    empty = [j for j, s in enumerate(steps) if not s.strip()]
-    if empty:
-      raise ValueError(f"{path} line {n} has an empty step (index {empty[0]}); remove it.")
-    if "reference" not in r:
-      raise ValueError(f'{path} line {n} needs "reference": the answer the verifier checks.')
-    fields = {k: v for k, v in r.items() if k not in ("prompt", "steps", "reference", "_line")}
-    solutions.append(label_lib.Solution(r["prompt"], tuple(steps), r["reference"], fields))
-  return records, solutions
-
-
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
@@ -90,7 +67,7 @@ def main(argv=None) -> int:
     from jaxrl_verify.verifiers.pool import VerifierPool
 
     verifiers.get(args.verifier)  # An unknown name now, not as all-zero labels later.
-    records, solutions = read_solutions(args.input)
+    records, solutions = label_lib.read_solutions(args.input)
     loaded = load_model(args.checkpoint)
     if loaded.tokenizer is None:
       raise ValueError(
@@ -126,8 +103,7 @@ def main(argv=None) -> int:
         rng=jax.random.PRNGKey(args.seed),
       )
       labelled = label_lib.label_solutions(solutions, counter, cfg)
-    for record, out in zip(records, labelled):
-      record.update(labels=out.labels, soft_labels=out.soft_labels, rollouts=out.rollouts)
+    label_lib.add_labels(records, labelled)
     jsonl.write_jsonl_atomically(args.output, records)
   except (ValueError, FileNotFoundError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -147,6 +147,33 @@ def make_score_fn(graphdef):
   return score
 
 
+def score_solutions(
+  score_fn, params, tokenizer, fmt, prompts, solutions, *, max_len, max_steps, batch_size
+) -> list[list[float]]:
+  """Each solution's step probabilities, scored `batch_size` at a time.
+
+  `score_fn` is `make_score_fn(graphdef)` jitted; the last chunk is padded with copies so
+  every call has one shape. Raises what `pack` raises.
+  """
+  out: list[list[float]] = []
+  for a in range(0, len(solutions), batch_size):
+    rows = list(range(a, min(a + batch_size, len(solutions))))
+    rows += [rows[-1]] * (batch_size - len(rows))
+    batch = pack(
+      tokenizer,
+      [prompts[i] for i in rows],
+      [solutions[i] for i in rows],
+      None,
+      fmt,
+      max_len=max_len,
+      max_steps=max_steps,
+    )
+    probs = np.asarray(score_fn(params, batch))
+    for j in range(min(batch_size, len(solutions) - a)):
+      out.append([float(p) for p in probs[j, : len(solutions[a + j])]])
+  return out
+
+
 # ----------------------------------------------------------------------------- solution scores
 
 

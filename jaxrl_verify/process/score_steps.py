@@ -17,7 +17,6 @@ import os
 import sys
 
 import jax
-import numpy as np
 
 from jaxrl_verify.process import rm, rm_setup
 from jaxrl_verify.process import steps as steps_lib
@@ -61,23 +60,20 @@ def main(argv=None) -> int:
     c, tok, graphdef, params = rm_setup.restore(args.checkpoint, step=args.step)
     fmt = steps_lib.step_format(c.data.step_format)
     score = jax.jit(rm.make_score_fn(graphdef))
-    size = args.batch_size
-    for a in range(0, len(records), size):
-      chunk = records[a : a + size]
-      rows = [*chunk, *[chunk[-1]] * (size - len(chunk))]  # One compiled shape.
-      batch = rm.pack(
-        tok,
-        [r["prompt"] for r in rows],
-        [r["steps"] for r in rows],
-        None,
-        fmt,
-        max_len=c.rm.max_len,
-        max_steps=max(c.rm.max_steps, max(len(r["steps"]) for r in rows)),
-      )
-      probs = np.asarray(score(params, batch))
-      for i, r in enumerate(chunk):
-        r["step_scores"] = [float(p) for p in probs[i, : len(r["steps"])]]
-        r["score"] = rm.solution_score(r["step_scores"], args.aggregate)
+    scores = rm.score_solutions(
+      score,
+      params,
+      tok,
+      fmt,
+      [r["prompt"] for r in records],
+      [r["steps"] for r in records],
+      max_len=c.rm.max_len,
+      max_steps=max(c.rm.max_steps, max((len(r["steps"]) for r in records), default=1)),
+      batch_size=args.batch_size,
+    )
+    for r, step_scores in zip(records, scores):
+      r["step_scores"] = step_scores
+      r["score"] = rm.solution_score(step_scores, args.aggregate)
     jsonl.write_jsonl_atomically(args.output, records)
   except (ValueError, FileNotFoundError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
