@@ -53,6 +53,7 @@ from absl import app, logging
 
 from jaxrl_verify import config_lib, logs, run_flags
 from jaxrl_verify import sharding as shd
+from jaxrl_verify.data import tasks
 from jaxrl_verify.models import io as model_io
 from jaxrl_verify.process import best_of_n, chain_lab, label, measure, rm, rm_setup, rm_trainer
 from jaxrl_verify.process import search as search_lib
@@ -150,8 +151,6 @@ class Run:
       return chain_lab.chains_task(
         c.levels, num_train=c.num_train, num_test=c.num_test, seed=self.c.seed
       )
-    from jaxrl_verify.data import tasks
-
     return tasks.get_task(c.name)
 
   @functools.cached_property
@@ -226,10 +225,9 @@ def stage_solutions(r: Run) -> None:
   test_problems = max(1, round(c.rm_test_frac * c.problems))
   split_at = c.problems - test_problems
   sols = chain_lab.sample_solutions(r.bench, problems, c.samples, jax.random.fold_in(r.rng, 1))
-  problem_of = {}  # prompt -> problem index (prompts of distinct problems differ).
   train_split = r.task.data_source("train", r.path("data"))
-  for i in problems:
-    problem_of[r.task.format_prompt(train_split[int(i)])] = int(i)
+  # prompt -> problem index (prompts of distinct problems differ).
+  problem_of = {r.task.format_prompt(train_split[int(i)]): int(i) for i in problems}
   if c.planted:
     sols += chain_lab.planted_solutions(r.task, r.path("data"), range(c.planted), r.c.seed)
   max_steps = min(r.c.prm.rm.max_steps, r.c.orm.rm.max_steps)
