@@ -1,6 +1,7 @@
 """Steps and Monte-Carlo step labels: segmentation, both label modes, the binary search
 (against brute force), and the real labeller (sampler + pool) on a warm-started policy."""
 
+import dataclasses
 import itertools
 
 import jax
@@ -415,3 +416,22 @@ def test_prm_guided_beam_search_builds_scored_step_by_step_solutions(chain_setup
     )
     probs = np.asarray(score_fn(rm_params, batch))[0, : len(beam.steps)]
     assert beam.score == pytest.approx(float(probs.min()), rel=1e-4)
+  # A PRM context too short for whole solutions: beams end where the next step would not
+  # fit (never a crash), each still readable by the PRM.
+  fmt = steps.step_format("lines")
+  tight = max(rm.packed_length(tok, p, ["1 + 1 = 2."], fmt) for p in prompts)
+  cfg = dataclasses.replace(cfg, rm_max_len=tight)
+  best, _ = search.beam_search(
+    prompts,
+    sampler=step_sampler,
+    policy_state=state,
+    tokenizer=tok,
+    score_fn=score_fn,
+    rm_params=rm_params,
+    cfg=cfg,
+    sampling=SamplingParams(temperature=1.0),
+    rng=jax.random.PRNGKey(1),
+  )
+  for prompt, beam in zip(prompts, best):
+    assert beam.done
+    assert not beam.steps or rm.packed_length(tok, prompt, beam.steps, fmt) <= tight

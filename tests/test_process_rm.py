@@ -8,7 +8,7 @@ from flax import nnx
 
 from jaxrl_verify.data import chains, pipeline, tasks
 from jaxrl_verify.models.config import get_preset
-from jaxrl_verify.models.transformer import ValueModel
+from jaxrl_verify.models.transformer import Transformer, ValueModel
 from jaxrl_verify.process import rm, steps
 from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 
@@ -71,11 +71,46 @@ def test_pack_places_step_ends_and_refuses_bad_input(chain_data):
     rm.pack(tok, ["Q"], [sol], None, FMT, max_len=8, max_steps=4)
 
 
-def test_a_prm_fits_step_labels(chain_data):
-  """The training step moves the scores read at the step ends: a small PRM fits the step
-  labels of 16 solutions (half with planted errors) it trains on. Labels here are the
-  ground truth: this tests the machinery; how well a PRM generalises is measured by the
-  process-supervision pipeline."""
+def _tiny(tok):
+  return get_preset(
+    "tiny", vocab_size=384, num_valid_tokens=tok.vocab_size, embed_dim=64, head_dim=16, mlp_dim=128
+  )
+
+
+def _token_head(tok, cfg, seed=0):
+  good, bad = (rm.label_token_id(tok, t, "rm.good_token") for t in ("+", "-"))
+  return rm.TokenHeadRM(cfg, good_id=good, bad_id=bad, rngs=nnx.Rngs(seed))
+
+
+def test_token_head_reads_the_lm_logits_of_its_two_tokens(chain_data):
+  """The token head's step logit is l[+] - l[-] of the plain language model's forward at
+  each step end (the same parameters, loaded into a `Transformer`), so sigmoid of it is
+  the LM's softmax over {+, -}."""
+  _, _, tok = chain_data
+  cfg = _tiny(tok)
+  head = _token_head(tok, cfg, seed=3)
+  lm = nnx.merge(nnx.graphdef(Transformer(cfg, rngs=nnx.Rngs(0))), nnx.state(head))
+  sols = [["7 + 5 = 12.", "12 - 3 = 9.", "\\boxed{9}"], ["2 * 3 = 6.", "\\boxed{6}"]]
+  batch = rm.pack(tok, ["Q: a", "Q: bb"], sols, None, FMT, max_len=48, max_steps=4)
+  got = np.asarray(rm.step_logits(head, batch))
+  logits_btv, _ = lm(batch.tokens_bt, valid_bt=batch.valid_bt)
+  logits_btv = np.asarray(logits_btv, np.float64)
+  good, bad = tok.encode("+")[0], tok.encode("-")[0]
+  for i, sol in enumerate(sols):
+    for k in range(len(sol)):
+      at = batch.step_pos_bs[i, k]
+      want = logits_btv[i, at, good] - logits_btv[i, at, bad]
+      np.testing.assert_allclose(got[i, k], want, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="config.rm.good_token 'good' is 4 tokens"):
+    rm.label_token_id(tok, "good", "rm.good_token")
+
+
+@pytest.mark.parametrize("head", rm.HEADS)
+def test_a_prm_fits_step_labels(chain_data, head):
+  """The training step moves the scores read at the step ends: a small PRM (either head)
+  fits the step labels of 16 solutions (half with planted errors) it trains on. Labels
+  here are the ground truth: this tests the machinery; how well a PRM generalises is
+  measured by the process-supervision pipeline."""
   task, root, tok = chain_data
   train = task.data_source("train", root)
   rng = np.random.default_rng(0)
@@ -93,10 +128,9 @@ def test_a_prm_fits_step_labels(chain_data):
       sols.append(sol)
       labels.append([float(x) for x in chains.step_labels(start, ops, sol)])
   batch = rm.pack(tok, prompts, sols, labels, FMT, max_len=128, max_steps=4)
-  cfg = get_preset(
-    "tiny", vocab_size=384, num_valid_tokens=tok.vocab_size, embed_dim=64, head_dim=16, mlp_dim=128
-  )
-  graphdef, params = nnx.split(ValueModel(cfg, rngs=nnx.Rngs(0)))
+  cfg = _tiny(tok)
+  model = ValueModel(cfg, rngs=nnx.Rngs(0)) if head == "scalar" else _token_head(tok, cfg)
+  graphdef, params = nnx.split(model)
   tx = optax.adam(3e-3)
   opt_state = tx.init(params)
   step = jax.jit(rm.make_train_step(graphdef, tx))

@@ -119,3 +119,29 @@ def test_score_steps_cli_restores_the_trained_rm(tmp_path, capsys):
     == 2
   )
   assert "No reward-model checkpoint" in capsys.readouterr().err
+
+
+def test_token_head_trains_restores_and_refuses_bad_tokens(tmp_path):
+  """Math-Shepherd's +/- head through the trainer: it learns, its checkpoint restores as a
+  token head (the same parameters, the same scores), and label strings that are not one
+  token or a bad head name get one clear error."""
+  from jaxrl_verify.process import rm, rm_setup
+
+  config = load_config("runlocal")
+  with config.unlocked():
+    config.rm.head = "token"
+  state, last = rm_trainer.train_rm(config, str(tmp_path / "tok"))
+  records = [json.loads(x) for x in (tmp_path / "tok" / "metrics.jsonl").read_text().splitlines()]
+  assert records[-1]["loss"] < records[1]["loss"]
+  _, tok, graphdef, params = rm_setup.restore(str(tmp_path / "tok"))
+  assert isinstance(rm_setup.nnx.merge(graphdef, params), rm.TokenHeadRM)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with config.unlocked():
+    config.rm.good_token = "good"
+  with pytest.raises(ValueError, match="config.rm.good_token 'good' is .* tokens"):
+    rm_trainer.train_rm(config, str(tmp_path / "bad"))
+  bad = rm_config.base_config()
+  bad.rm.head = "linear"
+  with pytest.raises(ValueError, match="config.rm.head is 'linear'"):
+    rm_config.validate(bad, 1)

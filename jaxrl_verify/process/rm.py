@@ -1,10 +1,18 @@
 r"""Reward models over steps: a process RM (a score at every step end) and an outcome RM.
 
-Both are a decoder backbone with a scalar head (`models.transformer.ValueModel`), read at
-chosen tokens of `[bos, prompt, solution]`: the PRM at the last token of every step (the
-state that has read the step), the ORM at the last token of the solution only. Step k's
-score is p_k = sigmoid(logit_k), trained with binary cross-entropy on hard (0/1) or soft
-(fraction of rollouts correct) labels:
+Both are a decoder read at chosen tokens of `[bos, prompt, solution]`: the PRM at the last
+token of every step (the state that has read the step), the ORM at the last token of the
+solution only. Two heads (`HEADS`, `config.rm.head`) give a step's logit there:
+
+- `scalar`: a fresh scalar head on the backbone (`models.transformer.ValueModel`).
+- `token`: Math-Shepherd's PRM, the language model itself (`TokenHeadRM`, every weight
+  from the policy): logit = l_good - l_bad, the LM head's logits of two label tokens (`+`
+  and `-` by default). sigmoid of that is softmax over the two tokens, so the BCE below is
+  exactly the cross-entropy of the label over {good, bad}; the rest of the vocabulary is
+  left out of the loss (it is never sampled there), so the LM keeps its other predictions.
+
+Step k's score is p_k = sigmoid(logit_k), trained with binary cross-entropy on hard (0/1)
+or soft (fraction of rollouts correct) labels:
 
   loss = sum_{b,k} m_bk * BCE(logit_bk, y_bk) / sum_{b,k} m_bk
   BCE(z, y) = max(z, 0) - z * y + log(1 + exp(-|z|))          (stable in z)
@@ -27,7 +35,39 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
+from jaxrl_verify.models import transformer
 from jaxrl_verify.process import steps as steps_lib
+
+HEADS = ("scalar", "token")
+
+
+class TokenHeadRM(transformer.Transformer):
+  """A `Transformer` (same parameters, so a policy's state loads as is) whose step logit is
+  the difference of two vocabulary logits: l[good_id] - l[bad_id] (Math-Shepherd's `+`/`-`).
+  """
+
+  def __init__(self, cfg, *, good_id: int, bad_id: int, rngs: nnx.Rngs):
+    super().__init__(cfg, rngs=rngs)
+    self.good_id, self.bad_id = int(good_id), int(bad_id)
+
+  def step_logits(self, tokens_bt, valid_bt, step_pos_bs) -> jax.Array:
+    """float32 [b, s] at the `step_pos_bs` positions; the LM head runs at those only."""
+    positions_bt = transformer.default_positions(tokens_bt, valid_bt)
+    hidden_btd, _ = self.decoder(tokens_bt, positions_bt, valid_bt)
+    hidden_bsd = jnp.take_along_axis(hidden_btd, step_pos_bs[..., None], axis=1)
+    logits_bsv = self.logits(hidden_bsd)
+    return logits_bsv[..., self.good_id] - logits_bsv[..., self.bad_id]
+
+
+def label_token_id(tokenizer, text: str, field: str) -> int:
+  """The id of `text` when it is exactly one token; else a ValueError naming `field`."""
+  ids = tokenizer.encode(text)
+  if len(ids) != 1:
+    raise ValueError(
+      f"config.{field} {text!r} is {len(ids)} tokens for this tokenizer; the token head "
+      "needs a string that is one token (e.g. '+' or '-')."
+    )
+  return ids[0]
 
 
 @struct.dataclass
@@ -83,10 +123,7 @@ def pack(
       )
     if len(steps) > max_steps:
       raise ValueError(f"Solution {i} has {len(steps)} steps, more than max_steps={max_steps}.")
-    head = tokenizer.encode(prompt, add_bos=True)
-    # Every step, the last too, is followed by the separator: a step reads the same in a
-    # partial solution (search, labelling) as in a whole one.
-    ids, ends = steps_lib.step_end_positions(tokenizer, steps, fmt, trailing_separator=True)
+    head, ids, ends = _encode(tokenizer, prompt, steps, fmt)
     row = head + ids
     if len(row) > max_len:
       raise ValueError(
@@ -105,8 +142,25 @@ def pack(
   return RMBatch(tokens, valid, pos, mask, label)
 
 
+def _encode(tokenizer, prompt: str, steps: Sequence[str], fmt):
+  """(prompt ids with bos, solution ids, each step's last position in the solution ids)."""
+  head = tokenizer.encode(prompt, add_bos=True)
+  # Every step, the last too, is followed by the separator: a step reads the same in a
+  # partial solution (search, labelling) as in a whole one.
+  ids, ends = steps_lib.step_end_positions(tokenizer, steps, fmt, trailing_separator=True)
+  return head, ids, ends
+
+
+def packed_length(tokenizer, prompt: str, steps: Sequence[str], fmt) -> int:
+  """The tokens `pack` gives the solution with its prompt (to compare with `max_len`)."""
+  head, ids, _ = _encode(tokenizer, prompt, steps, fmt)
+  return len(head) + len(ids)
+
+
 def step_logits(model, batch: RMBatch) -> jax.Array:
   """float32 [b, s] the head's logit at each step end (any value where not masked)."""
+  if isinstance(model, TokenHeadRM):
+    return model.step_logits(batch.tokens_bt, batch.valid_bt, batch.step_pos_bs)
   logits_bt = model(batch.tokens_bt, valid_bt=batch.valid_bt)
   return jnp.take_along_axis(logits_bt, batch.step_pos_bs, axis=1)
 

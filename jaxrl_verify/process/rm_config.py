@@ -5,6 +5,7 @@ from __future__ import annotations
 import ml_collections as mlc
 
 from jaxrl_verify import sharding as shd
+from jaxrl_verify.process import rm as rm_lib
 from jaxrl_verify.process import stepwise_data as sd
 
 KINDS = ("prm", "orm")
@@ -34,6 +35,9 @@ def base_config() -> mlc.ConfigDict:
   c.data.standin = False  # No files: a small packaged Math-Shepherd-format stand-in.
   c.rm = mlc.ConfigDict()
   c.rm.kind = "prm"  # `prm` (every step end) or `orm` (the last step only).
+  c.rm.head = "scalar"  # `scalar` (a fresh head) or `token` (Math-Shepherd's +/- LM head).
+  c.rm.good_token = "+"  # The token head's label tokens: one token each.
+  c.rm.bad_token = "-"
   c.rm.max_len = 256  # Tokens of [bos, prompt, solution].
   c.rm.max_steps = 16
   c.optim = mlc.ConfigDict()
@@ -56,6 +60,10 @@ def validate(c: mlc.ConfigDict, batch_devices: int) -> None:
   """One sentence naming a bad field and the fix."""
   if c.rm.kind not in KINDS:
     raise ValueError(f"config.rm.kind is {c.rm.kind!r}; choose one of {KINDS}.")
+  if c.rm.head not in rm_lib.HEADS:
+    raise ValueError(f"config.rm.head is {c.rm.head!r}; choose one of {rm_lib.HEADS}.")
+  if c.rm.head == "token" and c.rm.good_token == c.rm.bad_token:
+    raise ValueError("config.rm.good_token and bad_token are the same; give two tokens.")
   if c.data.format not in sd.READERS:
     raise ValueError(
       f"config.data.format is {c.data.format!r}; choose one of {sorted(sd.READERS)}."

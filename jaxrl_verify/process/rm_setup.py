@@ -8,7 +8,7 @@ on the model or the tokenizer.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -23,6 +23,7 @@ from jaxrl_verify.models import io as model_io
 from jaxrl_verify.models import transformer
 from jaxrl_verify.models.config import get_preset
 from jaxrl_verify.models.transformer import ValueModel
+from jaxrl_verify.process import rm as rm_lib
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
 from jaxrl_verify.tokenizer import load_any
@@ -83,26 +84,44 @@ def optimizer(c):
   )
 
 
-def init(c, cfg, mesh) -> tuple[Any, RMState]:
-  """(graphdef, a fresh RMState): the backbone from `model.init_from`'s policy, else fresh."""
+def _head(c) -> str:
+  return c.rm.get("head", "scalar")  # Checkpoints from before the token head have none.
+
+
+def model_factory(c, cfg, tok) -> Callable[[], nnx.Module]:
+  """Builds `config.rm.head`'s model: a `ValueModel` or an `rm.TokenHeadRM`.
+
+  Raises:
+    ValueError: a token head whose label tokens are not one token each.
+  """
+  rngs = lambda: nnx.Rngs(c.seed)  # noqa: E731
+  if _head(c) == "scalar":
+    return lambda: ValueModel(cfg, rngs=rngs())
+  good = rm_lib.label_token_id(tok, c.rm.good_token, "rm.good_token")
+  bad = rm_lib.label_token_id(tok, c.rm.bad_token, "rm.bad_token")
+  return lambda: rm_lib.TokenHeadRM(cfg, good_id=good, bad_id=bad, rngs=rngs())
+
+
+def init(c, cfg, tok, mesh) -> tuple[Any, RMState]:
+  """(graphdef, a fresh RMState) from `model.init_from`'s policy (its backbone under a fresh
+  scalar head, or every weight for the token head), else fresh."""
   rules = tuple(tuple(r) for r in c.sharding_rules)
-  graphdef, params, _ = shd.create_sharded(
-    lambda: ValueModel(cfg, rngs=nnx.Rngs(c.seed)), mesh, rules
-  )
-  if c.model.init_from:  # The policy's backbone, a fresh head.
+  graphdef, params, _ = shd.create_sharded(model_factory(c, cfg, tok), mesh, rules)
+  if c.model.init_from:
     policy = model_io.load_model(c.model.init_from, mesh=mesh, rules=rules)
-    params = transformer.with_policy_backbone(params, policy.state)
+    if _head(c) == "scalar":
+      params = transformer.with_policy_backbone(params, policy.state)
+    else:  # The same module tree as the policy's: copy it all (no buffers shared).
+      params = jax.tree.map(jnp.copy, policy.state)
   opt_state = distributed.init_optimizer(optimizer(c), params, mesh)
   step = jax.device_put(jnp.zeros((), jnp.int32), shd.replicated(mesh))
   return graphdef, RMState(step, params, opt_state)
 
 
-def state_target(c, cfg, mesh) -> tuple[Any, RMState]:
+def state_target(c, cfg, tok, mesh) -> tuple[Any, RMState]:
   """(graphdef, the abstract RMState a run checkpoints), nothing allocated."""
   rules = tuple(tuple(r) for r in c.sharding_rules)
-  graphdef, params = shd.abstract_sharded(
-    lambda: ValueModel(cfg, rngs=nnx.Rngs(c.seed)), mesh, rules
-  )
+  graphdef, params = shd.abstract_sharded(model_factory(c, cfg, tok), mesh, rules)
   tx = optimizer(c)
   opt = shd.as_abstract(jax.eval_shape(tx.init, params), shd.optimizer_shardings(tx, params, mesh))
   step = jax.ShapeDtypeStruct((), jnp.int32, sharding=shd.replicated(mesh))
@@ -127,6 +146,6 @@ def restore(workdir: str, *, step: int | None = None):
     tok = tokenizer(c, workdir)
     cfg = model_config(c, tok)
     mesh = shd.make_mesh((-1, 1, 1))
-    graphdef, target = state_target(c, cfg, mesh)
+    graphdef, target = state_target(c, cfg, tok, mesh)
     state, _ = checkpointer.restore(step, target_pytree=target)
   return c, tok, graphdef, state.params

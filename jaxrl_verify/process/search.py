@@ -6,8 +6,9 @@ candidates, `prompt_repeats`) and cut at the end of the step: the sampler stops 
 token that holds a newline (the `lines` step format). The PRM scores every candidate at
 its step end; a beam's score is the minimum of its step scores (Math-Shepherd's
 solution score), and each problem keeps its `width` best beams among the live and
-finished ones. A beam finishes with a step that holds `\boxed{` (its answer) or at
-`max_steps`. The answer is the best finished beam.
+finished ones. A beam finishes with a step that holds `\boxed{` (its answer), at
+`max_steps`, or when none of its candidates is left to extend it (all empty, or past the
+PRM's `rm_max_len` / `rm_max_steps`). The answer is the best finished beam.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class SearchConfig:
   max_prompt_len: int = 192
   rm_max_len: int = 256
   rm_max_steps: int = 16
+
+
+def _fits(tokenizer, prompt: str, steps: tuple[str, ...], cfg: SearchConfig) -> bool:
+  return len(steps) <= cfg.rm_max_steps and (
+    rm.packed_length(tokenizer, prompt, steps, FMT) <= cfg.rm_max_len
+  )
 
 
 def beam_search(
@@ -103,25 +110,33 @@ def beam_search(
     n_real = len(live) * cfg.expand
     tokens_used += int(mask_gt[:n_real].sum())
     texts = tokenizer.decode_batch(np.asarray(out.tokens_gt), mask_gt)[:n_real]
-    candidates = []  # (problem, steps) of each non-empty candidate
+    candidates = []  # (problem, beam, step) of each non-empty candidate the PRM can read
     for j, text in enumerate(texts):
       p, beam = live[j // cfg.expand]
       step = text.strip().split("\n")[0].strip()
-      if step:
+      if step and _fits(tokenizer, prompts[p], (*beam.steps, step), cfg):
         candidates.append((p, beam, step))
+    pool = [[b for b in bs if b.done] for bs in beams]
+    # A live beam with no candidate (all empty, or past the PRM's context) ends as it is.
+    extended = {id(b) for _, b, _ in candidates}
+    for p, beam in live:
+      if id(beam) not in extended:
+        pool[p].append(dataclasses.replace(beam, done=True))
     if not candidates:
+      beams = pool
       break
+    # A fixed number of rows (copies of the last), so the PRM compiles once.
+    rows = [*candidates, *[candidates[-1]] * (slots * cfg.expand - len(candidates))]
     batch = rm.pack(
       tokenizer,
-      [prompts[p] for p, _, _ in candidates],
-      [(*b.steps, s) for _, b, s in candidates],
+      [prompts[p] for p, _, _ in rows],
+      [(*b.steps, s) for _, b, s in rows],
       None,
       FMT,
       max_len=cfg.rm_max_len,
       max_steps=cfg.rm_max_steps,
     )
     probs = np.asarray(score_fn(rm_params, batch))
-    pool = [[b for b in bs if b.done] for bs in beams]
     for k, (p, beam, step) in enumerate(candidates):
       steps = (*beam.steps, step)
       done = "\\boxed{" in step or len(steps) >= cfg.max_steps
