@@ -4,6 +4,7 @@ Executed with nbclient in a fresh `python3` kernel of this interpreter. The inst
 sees `JAXRL_VERIFY_REPO` (this checkout) and skips the clone and the pip install.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,11 @@ NOTEBOOKS = sorted((REPO / "colabs").glob("*.ipynb"))
 
 
 def test_the_notebooks_are_there():
-  assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "verifiers.ipynb"}
+  assert {p.name for p in NOTEBOOKS} >= {
+    "quickstart.ipynb",
+    "verifiers.ipynb",
+    "process_supervision.ipynb",
+  }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -29,6 +34,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     JAX_PLATFORMS="cpu",  # One CPU device, as on a free Colab runtime.
     JAXRL_VERIFY_REPO=str(REPO),
     QUICKSTART_WORKDIR=str(tmp_path / "workdir"),
+    PROCESS_WORKDIR=str(tmp_path / "workdir"),
     MPLBACKEND="Agg",
     PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
   )
@@ -40,5 +46,9 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
   if path.name == "quickstart.ipynb":
     assert (tmp_path / "workdir" / "metrics.jsonl").exists()
     assert "VERDICT" in outputs
+  if path.name == "process_supervision.ipynb":
+    report = json.loads((tmp_path / "workdir" / "report.json").read_text())
+    assert set(report["best_of_n"]) >= {"prm_min", "orm", "majority", "oracle"}
+    assert "checker  MC soft (N=8)  PRM" in outputs and "BAD" in outputs
   if path.name == "verifiers.ipynb":
     assert "MISS" not in outputs and "timeout" in outputs
