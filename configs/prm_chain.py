@@ -29,7 +29,7 @@ from jaxrl_verify.process import rm_config
 def _rm(kind: str) -> mlc.ConfigDict:
   c = rm_config.base_config()
   c.rm.kind = kind
-  c.rm.max_len = 192
+  c.rm.max_len = 144  # Packed solutions here are at most ~133 tokens.
   c.rm.max_steps = 12
   c.total_steps = 600
   c.optim.learning_rate = 1e-3
@@ -61,9 +61,9 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.policy.max_prompt_len = 160  # Prompt + prefix tokens of a rollout.
   c.policy.max_new_tokens = 48
   c.solutions = mlc.ConfigDict()
-  c.solutions.problems = 256  # Train problems the policy solves.
+  c.solutions.problems = 1536  # Train problems the policy solves.
   c.solutions.samples = 2  # Policy solutions per problem.
-  c.solutions.planted = 256  # Planted-first-error solutions (train problems 0..planted-1).
+  c.solutions.planted = 512  # Planted-first-error solutions (train problems 0..planted-1).
   c.solutions.rm_test_frac = 0.1  # Problems whose solutions are the RMs' held-out split.
   c.label = mlc.ConfigDict()
   c.label.num_rollouts = 8

@@ -17,11 +17,18 @@ global (on the mesh, e.g. keys replicated with ``NamedSharding(mesh, P())``); a 
 array such as a bare ``jax.random.key(0)`` is rejected with a clear error. Numpy leaves are
 written by the primary process and must be equal on all processes.
 
+Damage: a step whose files are truncated, missing, unreadable or of the wrong shapes is
+reported naming the step and the file. ``restore_latest`` (what a resuming run calls) then
+falls back to the newest step that restores, with a warning, and can move the damaged newer
+steps aside (``<directory>_damaged/<step>``: kept for inspection, out of the way of the
+run's next saves); with no intact step it stops with the fix. ``restore(step)`` of an
+explicit step never falls back.
+
 Typical loop::
 
   ckpt = Checkpointer(workdir / "checkpoints")
   if ckpt.latest_step() is not None:
-    state, meta = ckpt.restore(target_pytree=abstract_state)
+    step, state, meta = ckpt.restore_latest(abstract_state, set_aside_damaged=True)
   with PreemptionGuard() as guard:
     for step in range(start, total + 1):
       ...
@@ -49,6 +56,14 @@ from etils import epath
 
 _STATE = "state"
 _META = "meta"
+# Small JSON files of a step that orbax parses before any array: checked first so a damaged
+# one is named (orbax would raise a bare JSONDecodeError, or read an empty tree).
+_JSON_FILES = ("_CHECKPOINT_METADATA", f"{_META}/metadata", f"{_STATE}/_METADATA")
+
+
+class DamagedCheckpointError(ValueError):
+  """A checkpoint step cannot be restored: a file is truncated, missing, unreadable, or
+  holds arrays of other shapes than the target."""
 
 
 def _key_name(entry: Any) -> str:
@@ -170,7 +185,7 @@ class Checkpointer:
     """Reads checkpoint ``step`` (default: the latest) into the layout of ``target_pytree``.
 
     Args:
-      step: which step; None means ``latest_step()``.
+      step: which step; None means the newest one that restores (``restore_latest``).
       target_pytree: pytree of ``jax.ShapeDtypeStruct`` (or arrays) giving each leaf's shape,
         dtype and, via ``.sharding``, where its shards go; e.g. ``jax.eval_shape(init)`` with
         shardings attached. Restored arrays come back with exactly these shardings.
@@ -180,34 +195,115 @@ class Checkpointer:
 
     Raises:
       FileNotFoundError: no finished checkpoint (or not this step) in the directory.
-      ValueError: the stored tree does not match ``target_pytree`` (names the first key).
+      DamagedCheckpointError: the step cannot be read (names the file), or its stored tree
+        does not match ``target_pytree`` (names the first key).
     """
     steps = self.all_steps()
     if step is None:
-      step = steps[-1] if steps else None
-    if step is None:
-      raise FileNotFoundError(
-        f"No checkpoint found in {self.directory}: it holds no step directories. Check the "
-        "workdir, or start from scratch without restoring."
-      )
+      _, state, meta = self.restore_latest(target_pytree)
+      return state, meta
     if step not in steps:
       raise FileNotFoundError(
         f"Checkpoint step {step} does not exist in {self.directory}; available steps: {steps}."
       )
     step_dir = self.directory / str(step)
-    if not ((step_dir / _STATE).exists() and (step_dir / _META).exists()):
-      raise FileNotFoundError(
-        f"{step_dir} is not a valid checkpoint (missing '{_STATE}' or '{_META}'); delete it "
-        "or point the run at a different workdir."
-      )
+    for item in (_STATE, _META):
+      if not (step_dir / item).exists():
+        raise DamagedCheckpointError(
+          f"{step_dir} is not a valid checkpoint (its '{item}' directory is missing); move it "
+          "away or point the run at a different workdir."
+        )
+    self._check_json_files(step)
     self._check_structure(step, target_pytree)
-    restored = self._manager.restore(
-      step,
-      args=ocp.args.Composite(
-        **{_STATE: ocp.args.StandardRestore(target_pytree), _META: ocp.args.JsonRestore()}
-      ),
-    )
+    try:
+      restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+          **{_STATE: ocp.args.StandardRestore(target_pytree), _META: ocp.args.JsonRestore()}
+        ),
+      )
+    except (OSError, ValueError, KeyError) as e:
+      raise _unreadable_arrays(self.directory, step, e) from e
     return restored[_STATE], dict(restored[_META] or {})
+
+  def restore_latest(
+    self, target_pytree: Any, *, set_aside_damaged: bool = False
+  ) -> tuple[int, Any, dict[str, Any]]:
+    """Restores the newest step that restores: ``(step, state, metadata)``.
+
+    Newer steps that fail (``DamagedCheckpointError``) are skipped with a warning naming
+    the step and the file; never silently. With ``set_aside_damaged`` (a resuming run) they
+    are moved to ``<directory>_damaged/<step>``, so the run's next save of that step is
+    written rather than refused as existing, and nothing is deleted.
+
+    Args:
+      target_pytree: the abstract target (see ``restore``), or a callable
+        ``metadata -> target`` for callers that build it from the saved config.
+      set_aside_damaged: move the skipped steps out of the directory.
+
+    Raises:
+      FileNotFoundError: the directory holds no finished step.
+      DamagedCheckpointError: no step restores; names each step's failure and the fix.
+    """
+    steps = self.all_steps()
+    if not steps:
+      raise FileNotFoundError(
+        f"No checkpoint found in {self.directory}: it holds no step directories. Check the "
+        "workdir, or start from scratch without restoring."
+      )
+    failures: dict[int, DamagedCheckpointError] = {}
+    for step in reversed(steps):
+      try:
+        target = target_pytree(self.metadata(step)) if callable(target_pytree) else target_pytree
+        state, meta = self.restore(step, target_pytree=target)
+      except DamagedCheckpointError as e:
+        failures[step] = e
+        logging.warning("%s Trying the previous checkpoint.", e)
+        continue
+      if failures:
+        logging.warning(
+          "Restored checkpoint step %d of %s instead of the damaged newer step(s) %s.",
+          step,
+          self.directory,
+          sorted(failures),
+        )
+        if set_aside_damaged:
+          self._set_aside(sorted(failures))
+      return step, state, meta
+    reasons = "; ".join(str(failures[s]) for s in sorted(failures, reverse=True))
+    raise DamagedCheckpointError(
+      f"No checkpoint in {self.directory} restores ({reasons}) Fix: restore the files from a "
+      "copy, or move the step directories away to start the run over."
+    )
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Moves step directories to ``<directory>_damaged/<step>`` and forgets them."""
+    aside = self.directory.parent / f"{self.directory.name}_damaged"
+    aside.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      dest = aside / str(step)
+      n = 1
+      while dest.exists():  # A step damaged again after an earlier set-aside.
+        dest, n = aside / f"{step}.{n}", n + 1
+      (self.directory / str(step)).rename(dest)
+      logging.warning("Moved damaged checkpoint step %d to %s.", step, dest)
+    self._manager.reload()
+
+  def _check_json_files(self, step: int) -> None:
+    step_dir = self.directory / str(step)
+    for rel in _JSON_FILES:
+      path = step_dir / rel
+      try:
+        json.loads(path.read_text())
+      except FileNotFoundError as e:
+        raise DamagedCheckpointError(
+          f"Checkpoint step {step} in {self.directory} is damaged: {path} is missing."
+        ) from e
+      except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included.
+        raise DamagedCheckpointError(
+          f"Checkpoint step {step} in {self.directory} is damaged: {path} is not readable "
+          f"JSON ({e})."
+        ) from e
 
   def metadata(self, step: int) -> dict[str, Any]:
     """The JSON metadata of checkpoint `step` alone (e.g. the config a run saved with it, to
@@ -215,39 +311,44 @@ class Checkpointer:
 
     Raises:
       FileNotFoundError: no such finished step.
+      DamagedCheckpointError: one of its JSON files is missing or unreadable.
     """
     if step not in self.all_steps():
       raise FileNotFoundError(
         f"Checkpoint step {step} does not exist in {self.directory}; "
         f"available steps: {self.all_steps()}."
       )
+    self._check_json_files(step)
     restored = self._manager.restore(
       step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
     )
     return dict(restored[_META] or {})
 
   def _check_structure(self, step: int, target_pytree: Any) -> None:
-    stored = self._manager.item_metadata(step)[_STATE]
+    try:
+      stored = self._manager.item_metadata(step)[_STATE]
+    except (OSError, ValueError, KeyError) as e:
+      raise _unreadable_arrays(self.directory, step, e) from e
     stored_flat = _flat_by_path(getattr(stored, "tree", stored))
     target_flat = _flat_by_path(target_pytree)
     where = f"checkpoint step {step} in {self.directory}"
     for key in target_flat:
       if key not in stored_flat:
-        raise ValueError(
+        raise DamagedCheckpointError(
           f"The target pytree has key '{key}' that {where} lacks (stored keys include "
           f"{sorted(stored_flat)[:5]}); build the target with the same model/optimizer config "
           "as the run that saved it."
         )
     for key in stored_flat:
       if key not in target_flat:
-        raise ValueError(
+        raise DamagedCheckpointError(
           f"{where} has key '{key}' that the target pytree lacks; build the target with the "
           "same model/optimizer config as the run that saved it."
         )
     for key, leaf in target_flat.items():
       stored_shape = tuple(getattr(stored_flat[key], "shape", ()) or ())
       if _stored_shape(leaf) != stored_shape:
-        raise ValueError(
+        raise DamagedCheckpointError(
           f"Key '{key}' has shape {stored_shape} in {where} but {_stored_shape(leaf)} in the "
           "target pytree; use the same model config as the run that saved it."
         )
@@ -265,6 +366,15 @@ class Checkpointer:
 
   def __exit__(self, *exc: object) -> None:
     self.close()
+
+
+def _unreadable_arrays(directory: epath.Path, step: int, e: Exception) -> DamagedCheckpointError:
+  # Tensorstore's messages run to a page of JSON spec; the head names the file and the kind.
+  head = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+  return DamagedCheckpointError(
+    f"Checkpoint step {step} in {directory} is damaged: the array data under "
+    f"{directory / str(step) / _STATE} cannot be read ({head})."
+  )
 
 
 def _check_global(state_pytree: Any) -> None:

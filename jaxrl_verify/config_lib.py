@@ -128,6 +128,9 @@ def base_config() -> mlc.ConfigDict:
   c.log_every = 1
   c.checkpoint_every = 50
   c.keep_checkpoints = 3
+  # Consecutive RL steps whose every optimizer step had non-finite gradients (each one
+  # skipped, the parameters left as they were) before the run stops.
+  c.max_nonfinite_steps = 3
   return c
 
 
@@ -258,6 +261,7 @@ def _validate_sizes(c: mlc.ConfigDict) -> None:
     "optim.grad_accum_steps",
     "eval.batch_size",
     "eval.k",
+    "max_nonfinite_steps",
   ):
     value = c
     for name in field.split("."):

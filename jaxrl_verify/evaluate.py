@@ -41,15 +41,18 @@ def load_policy(config, workdir: str, tokenizer, mesh, *, step: int | None = Non
   """
   cfg, graphdef, policy = setup_lib.policy(config, tokenizer, mesh)
   with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as checkpointer:
-    if step is None:
-      step = checkpointer.latest_step()
-    if step is None:
+    if checkpointer.latest_step() is None:
+      if step is not None:
+        raise FileNotFoundError(f"No checkpoints in {workdir}/checkpoints, so no step {step}.")
       return cfg, graphdef, policy, None
     value = setup_lib.value(config, cfg, mesh, abstract=True)
     value_state = None if value is None else value[1]
     txs = setup_lib.optimizers(config)
     target = setup_lib.train_state_target(config, policy, value_state, txs, mesh)
-    state, _ = checkpointer.restore(step, target_pytree=target)
+    if step is None:  # The newest that restores (a damaged newer one is skipped, warned).
+      step, state, _ = checkpointer.restore_latest(target)
+    else:
+      state, _ = checkpointer.restore(step, target_pytree=target)
   return cfg, graphdef, state.policy, step
 
 

@@ -373,8 +373,10 @@ def round_metrics(
   n = max(len(status_g), 1)
   counts = collections.Counter(_STATUSES[int(i)] for i in status_g)
   latencies = latencies if len(latencies) else np.zeros(1)
+  finite_g = np.isfinite(reward_g)  # A NaN reward is a failed check (`shaping`), counted.
   m = {
-    "reward/mean": float(np.mean(reward_g)) if len(reward_g) else 0.0,
+    "reward/mean": float(np.mean(reward_g[finite_g])) if finite_g.any() else 0.0,
+    "verify/frac_nonfinite_reward": float(np.mean(~finite_g)) if len(reward_g) else 0.0,
     "accuracy": counts["ok"] / n,
     **({"reward/hidden_mean": float(np.nanmean(hidden_g))} if np.isfinite(hidden_g).any() else {}),
     "response_length/mean": float(np.mean(length_g)),

@@ -83,19 +83,20 @@ def train_and_evaluate(
     checkpointer.save(step, state, meta, force=True)
 
   # ---------------------------------------------------------------- restore, or warm start
-  start = checkpointer.latest_step()
+  start = None
+  if checkpointer.latest_step() is not None:
+    # The newest checkpoint that restores; damaged newer ones are set aside, with a warning.
+    target = setup_lib.train_state_target(config, state.policy, state.value, txs, run.mesh)
+    start, state, meta = checkpointer.restore_latest(target, set_aside_damaged=True)
+    prompts.set_state(meta["data"])
+    logging.info("Resumed from step %d of %s.", start, workdir)
   writer = MetricsWriter(
     workdir,
     is_main_process=distributed.is_main_process(),
     total_steps=config.total_steps,
     resume_step=start,
   )
-  if start is not None:
-    target = setup_lib.train_state_target(config, state.policy, state.value, txs, run.mesh)
-    state, meta = checkpointer.restore(start, target_pytree=target)
-    prompts.set_state(meta["data"])
-    logging.info("Resumed from step %d of %s.", start, workdir)
-  else:
+  if start is None:
     state = _warm_start(config, run, policy_graphdef, state)
     rng, eval_rng = jax.random.split(state.rng)
     state = state.replace(rng=rng)
@@ -105,7 +106,7 @@ def train_and_evaluate(
 
   # ---------------------------------------------------------------- the loop
   metrics: dict[str, float] = {}
-  failed_steps = 0
+  failed_steps = nonfinite_steps = 0
   try:
     with ckpt_lib.PreemptionGuard() as guard:
       for step in range(start + 1, config.total_steps + 1):
@@ -136,6 +137,9 @@ def train_and_evaluate(
           step, config.log_every, total_steps=config.total_steps
         ):
           writer.write(step, metrics)
+        nonfinite_steps = _check_finite_updates(
+          config, metrics, nonfinite_steps, last_saved=checkpointer.latest_step()
+        )
         stop = guard.should_stop_any_process() or step == stop_after
         if stop or periodic.every(step, config.checkpoint_every, total_steps=config.total_steps):
           save(step, state)
@@ -232,6 +236,25 @@ def _check_verifier_health(metrics: dict[str, float], failed_steps: int, patienc
       "`python -m jaxrl_verify.score` (config.verifier.timeout_s, config.verifier.imports)."
     )
   return failed_steps
+
+
+def _check_finite_updates(
+  config, metrics: dict[str, float], nonfinite_steps: int, *, last_saved: int | None
+) -> int:
+  """Counts consecutive RL steps whose every optimizer step was skipped for non-finite
+  gradients (each leaves the state untouched); raises after `config.max_nonfinite_steps`."""
+  skipped_all = metrics["update/skipped_nonfinite"] >= metrics["update/optimizer_steps"]
+  nonfinite_steps = nonfinite_steps + 1 if skipped_all else 0
+  if nonfinite_steps >= config.max_nonfinite_steps:
+    raise RuntimeError(
+      f"The last {nonfinite_steps} RL steps had non-finite gradients in every optimizer "
+      "step, so each update was skipped and nothing is being learnt; likely causes are "
+      f"config.optim.learning_rate ({config.optim.learning_rate}) too high for the model, "
+      f"logits overflowing in config.model.dtype ({config.model.dtype}), or non-finite "
+      "advantages (see verify/frac_nonfinite_reward and loss/* in metrics.jsonl); no "
+      f"skipped update changed the parameters, and the last checkpoint is step {last_saved}."
+    )
+  return nonfinite_steps
 
 
 def main(argv):

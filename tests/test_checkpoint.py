@@ -16,7 +16,7 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxrl_verify.checkpoint import Checkpointer, PreemptionGuard
+from jaxrl_verify.checkpoint import Checkpointer, DamagedCheckpointError, PreemptionGuard
 
 
 def _mesh():
@@ -126,7 +126,7 @@ def test_errors_are_one_clear_sentence(tmp_path):
   with pytest.raises(ValueError, match="not JSON-serialisable"):
     ckpt.save(2, {"x": np.ones(2)}, {"position": object()})
   (tmp_path / "9").mkdir()  # a stray step-like directory without items
-  with pytest.raises(FileNotFoundError, match="not a valid checkpoint"):
+  with pytest.raises(DamagedCheckpointError, match="'state' directory is missing"):
     Checkpointer(tmp_path).restore(9, target_pytree={"x": jax.ShapeDtypeStruct((2,), jnp.float32)})
   ckpt.close()
 

@@ -18,6 +18,10 @@ def test_verdict_rewards_mask_and_zero_policies():
   r, v = shaping.verdict_rewards(status, reward, policy="zero")
   assert v.all() and v.dtype == bool
   np.testing.assert_array_equal(r, [1.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+  # A NaN or infinite reward is a failed check, whatever the status says.
+  r, v = shaping.verdict_rewards(["ok", "wrong", "ok"], [np.nan, -np.inf, 1.0])
+  np.testing.assert_array_equal(v, [False, False, True])
+  np.testing.assert_array_equal(r, [0.0, 0.0, 1.0])
   with pytest.raises(ValueError, match="policy 'drop'.*'mask'"):
     shaping.verdict_rewards(status, reward, policy="drop")
   with pytest.raises(ValueError, match=r"\['crashed'\]"):

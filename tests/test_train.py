@@ -1,13 +1,15 @@
 """End to end: the `:runlocal` quickstart trains, logs, checkpoints and resumes exactly.
 
 N steps straight must equal N/2 steps + resume + N/2 steps, bit for bit on CPU
-(DESIGN.md decision 7): same parameters, same optimizer state, same metrics.
+(DESIGN.md decision 7): same parameters, same optimizer state, same metrics; and so must a
+run whose newest checkpoint was truncated (it resumes from the intact one before it).
 """
 
 import importlib.util
 import json
 import os
 import pathlib
+import shutil
 import threading
 
 import jax
@@ -87,20 +89,34 @@ def test_runlocal_trains_logs_and_resumes_exactly(shared, tmp_path, capsys):
   resumed_dir = str(tmp_path / "resumed")
   first, _ = train.train_and_evaluate(config, resumed_dir, stop_after=2)
   assert int(first.step) == 2
+  # A copy whose newest checkpoint (step 2) is truncated: it resumes from step 0 instead.
+  damaged_dir = tmp_path / "damaged"
+  shutil.copytree(resumed_dir, damaged_dir)
+  for path in (damaged_dir / "checkpoints" / "2").rglob("*"):
+    if path.is_file():
+      os.truncate(path, path.stat().st_size // 2)
   resumed, _ = train.train_and_evaluate(config, resumed_dir)
   assert int(resumed.step) == 4
+  from_step_0, _ = train.train_and_evaluate(config, str(damaged_dir))
+  assert (damaged_dir / "checkpoints_damaged" / "2").is_dir()
 
   # Bit-exact: every parameter, optimizer moment and the RNG.
   flat_a = jax.tree_util.tree_leaves_with_path(straight)
   flat_b = jax.tree_util.tree_leaves_with_path(resumed)
   assert len(flat_a) == len(flat_b)
-  for (path, a), (_, b) in zip(flat_a, flat_b):
+  for (path, a), (_, b), (_, c) in zip(
+    flat_a, flat_b, jax.tree_util.tree_leaves_with_path(from_step_0)
+  ):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(c), err_msg=jax.tree_util.keystr(path))
 
   records_a, records_b = _records(tmp_path / "straight"), _records(resumed_dir)
   assert [r["step"] for r in records_a] == [0, 1, 2, 3, 4]
   assert [r["step"] for r in records_b] == [0, 1, 2, 3, 4]
   assert [_deterministic(r) for r in records_a] == [_deterministic(r) for r in records_b]
+  assert [_deterministic(r) for r in _records(damaged_dir)] == [
+    _deterministic(r) for r in records_a
+  ]
   for record in records_a[1:]:
     assert set(DESIGN_KEYS) <= set(record)
   assert "eval/accuracy" in records_a[0] and "eval/accuracy" in records_a[-1]
@@ -118,6 +134,23 @@ def test_invalid_config_fails_before_compiling(shared, tmp_path):
   with pytest.raises(ValueError, match=r"config\.rollout\.group_size"):
     train.train_and_evaluate(config, str(tmp_path / "bad"))
   assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_a_run_whose_updates_stay_nonfinite_stops_with_the_causes(shared, tmp_path):
+  """A learning rate of 1e30 (the entropy bonus makes the gradient non-zero even with no
+  reward): the first update blows the weights up, still finite, every later forward
+  overflows, each update is skipped, and after two the run stops."""
+  config = runlocal_config(shared, total_steps=6)
+  with config.unlocked():
+    config.optim.learning_rate = 1e30
+    config.algo.entropy_coef = 0.1
+    config.max_nonfinite_steps = 2
+  with pytest.raises(RuntimeError, match=r"last 2 RL steps had non-finite gradients.*1e\+30"):
+    train.train_and_evaluate(config, str(tmp_path / "nan"))
+  records = _records(tmp_path / "nan")
+  assert [r["step"] for r in records] == [0, 1, 2, 3]
+  every = records[1]["update/optimizer_steps"]  # Skipped optimizer steps of each RL step:
+  assert [r["update/skipped_nonfinite"] for r in records[1:]] == [0.0, every, every]
 
 
 def test_dynamic_sampling_runs_and_reports_rounds(shared, tmp_path):

@@ -127,15 +127,47 @@ def test_shared_prompt_update_equals_the_per_row_one_sharded_or_not():
     np.testing.assert_allclose(out_m["loss/policy"], ref_m["loss/policy"], rtol=1e-4, atol=1e-6)
 
 
-def test_nonfinite_gradients_skip_the_update():
+def _assert_bit_equal(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_nan_advantages_skip_the_update_and_leave_the_state_untouched():
   batch = _batch(2)
   advantages = batch.advantages_gt.copy()
   advantages[0, 0] = np.nan
   batch = batch.replace(advantages_gt=advantages)
   state, fn = _setup(1)
   new, metrics = fn(state, batch)
-  _close(state.policy, new.policy, atol=0)
+  _assert_bit_equal(
+    (state.policy, state.policy_opt.inner_state), (new.policy, new.policy_opt.inner_state)
+  )
   assert float(metrics["update/skipped_nonfinite"]) == 1.0
+  assert float(metrics["update/optimizer_steps"]) == 1.0
+  # The next, finite batch trains as usual; the running total keeps the skipped one.
+  newer, metrics = fn(new, _batch(3))
+  assert float(metrics["update/skipped_nonfinite"]) == 0.0
+  assert float(metrics["update/skipped_nonfinite_total"]) == 1.0
+  assert not np.allclose(
+    np.asarray(jax.tree.leaves(newer.policy)[0]), np.asarray(jax.tree.leaves(new.policy)[0])
+  )
+
+
+def test_nan_logits_at_sampling_skip_only_their_minibatch():
+  """NaN logits in the sampler give NaN behaviour logprobs for those rows: their minibatch
+  is skipped, the other one trains, the parameters stay finite."""
+  state, fn = _setup(1, minibatches=2)
+  batch = _batch(4)
+  logp_old = batch.logp_old_gt.copy()
+  logp_old[0::2, 0] = np.nan  # Rows 0, 2, ...: the first strided minibatch (update._split).
+  new, metrics = fn(state, batch.replace(logp_old_gt=logp_old))
+  assert float(metrics["update/skipped_nonfinite"]) == 1.0
+  assert float(metrics["update/optimizer_steps"]) == 2.0
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new.policy))
+  assert np.isfinite(float(metrics["loss/policy"]))  # The mean over the finite minibatch.
+  # The finite minibatch alone equals an update on those rows only.
+  only, _ = _setup(1, minibatches=1)[1](state, jax.tree.map(lambda x: x[1::2], batch))
+  _close(only.policy, new.policy, atol=1e-6)
 
 
 def test_critic_values_read_the_state_before_each_token_with_shared_prompts_too():

@@ -134,18 +134,25 @@ def restore(workdir: str, *, step: int | None = None):
   Raises:
     FileNotFoundError: no checkpoint in WORKDIR/checkpoints (or no such step).
   """
+  mesh = shd.make_mesh((-1, 1, 1))
+  built = {}
+
+  def target(meta: dict):
+    """The abstract state of the run that saved `meta` (its own config and tokenizer)."""
+    c = mlc.ConfigDict(meta["config"])
+    tok = tokenizer(c, workdir)
+    graphdef, abstract = state_target(c, model_config(c, tok), tok, mesh)
+    built.update(c=c, tok=tok, graphdef=graphdef)
+    return abstract
+
   with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as checkpointer:
-    step = checkpointer.latest_step() if step is None else step
-    if step is None:
+    if checkpointer.latest_step() is None:
       raise FileNotFoundError(
         f"No reward-model checkpoint in {workdir}/checkpoints; pass the --workdir of a "
         "`python -m jaxrl_verify.process.train_rm` run."
       )
-    meta = checkpointer.metadata(step)
-    c = mlc.ConfigDict(meta["config"])
-    tok = tokenizer(c, workdir)
-    cfg = model_config(c, tok)
-    mesh = shd.make_mesh((-1, 1, 1))
-    graphdef, target = state_target(c, cfg, tok, mesh)
-    state, _ = checkpointer.restore(step, target_pytree=target)
-  return c, tok, graphdef, state.params
+    if step is None:  # The newest that restores (a damaged newer one is skipped, warned).
+      _, state, _ = checkpointer.restore_latest(target)
+    else:
+      state, _ = checkpointer.restore(step, target_pytree=target(checkpointer.metadata(step)))
+  return built["c"], built["tok"], built["graphdef"], state.params

@@ -131,17 +131,17 @@ def train_rm(c: mlc.ConfigDict, workdir: str, *, stop_after: int | None = None):
   checkpointer = ckpt_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), max_to_keep=c.keep_checkpoints
   )
-  start = checkpointer.latest_step()
+  start = None
+  if checkpointer.latest_step() is not None:
+    start, state, _ = checkpointer.restore_latest(shd.as_abstract(state), set_aside_damaged=True)
+    logging.info("Resumed from step %d of %s.", start, workdir)
   writer = MetricsWriter(
     workdir,
     is_main_process=distributed.is_main_process(),
     total_steps=c.total_steps,
     resume_step=start,
   )
-  if start is not None:
-    state, _ = checkpointer.restore(start, target_pytree=shd.as_abstract(state))
-    logging.info("Resumed from step %d of %s.", start, workdir)
-  else:
+  if start is None:
     writer.write(0, evaluate(state.params))
     start = 0
 

@@ -30,7 +30,8 @@ def verdict_rewards(
     policy "mask" (default): valid_g = status not in {timeout, error}; their reward -> 0
     policy "zero":           valid_g = True everywhere; failed checks get reward 0
 
-  `invalid` (a malformed answer) is the completion's fault: valid, reward as given.
+  `invalid` (a malformed answer) is the completion's fault: valid, reward as given. A
+  reward that is NaN or infinite counts as a failed check whatever its status.
 
   Returns:
     (reward_g float32 [g], valid_g bool [g]).
@@ -48,7 +49,8 @@ def verdict_rewards(
     raise ValueError(
       f"Got {len(status_g)} statuses for {reward_g.shape[0]} rewards; pass one each."
     )
-  failed_g = np.array([s in FAILURE_STATUSES for s in status_g], bool)
+  # A non-finite reward (a broken custom verifier) is a failed check, never a loss of NaN.
+  failed_g = np.array([s in FAILURE_STATUSES for s in status_g], bool) | ~np.isfinite(reward_g)
   reward_g[failed_g] = 0.0
   valid_g = ~failed_g if policy == "mask" else np.ones_like(failed_g)
   return reward_g, valid_g

@@ -263,9 +263,14 @@ def make_update_fn(
       mb = jax.tree.map(lambda x: x[i], minibatches)
       return minibatch_step(state, mb)
 
+    skipped_before = _notfinite_count(state.policy_opt)
     state, metrics = jax.lax.scan(body, state, order)
-    metrics = jax.tree.map(jnp.mean, metrics)
-    metrics["update/skipped_nonfinite"] = _notfinite_count(state.policy_opt)
+    # A skipped optimizer step's loss is non-finite: averaged in, it would hide the others.
+    metrics = jax.tree.map(_finite_mean, metrics)
+    total = _notfinite_count(state.policy_opt)
+    metrics["update/skipped_nonfinite"] = total - skipped_before
+    metrics["update/skipped_nonfinite_total"] = total
+    metrics["update/optimizer_steps"] = jnp.float32(order.shape[0])
     return state.replace(step=state.step + 1), metrics
 
   return update
@@ -367,8 +372,15 @@ def value_loss_fn(graphdef, cfg: LossConfig):
   return value_loss
 
 
+def _finite_mean(x: jax.Array) -> jax.Array:
+  """Mean over the finite entries (NaN when there are none)."""
+  finite = jnp.isfinite(x)
+  return jnp.where(finite, x, 0.0).sum() / jnp.where(finite.any(), finite.sum(), jnp.nan)
+
+
 def _notfinite_count(opt_state) -> jax.Array:
-  """Total updates skipped for non-finite gradients (from optax.apply_if_finite)."""
+  """Optimizer steps skipped so far for non-finite gradients (optax.apply_if_finite: the
+  parameters and the moments are left as they were)."""
   return jnp.asarray(opt_state.total_notfinite, jnp.float32)
 
 
