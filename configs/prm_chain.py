@@ -11,11 +11,33 @@ accuracy versus N and PRM first-error F1 against the chains checker, best-of-N c
 every selector on the same N = 64 samples, and PRM-guided beam search. The stages and
 their artifacts are listed in `process/pipeline.py`; rerunning resumes.
 
-Not yet measured at this full size (2026-12-03). Measured earlier on the 2-core CPU
-with the same pieces (levels 1-2): MC hard-label agreement with the checker 0.903 / 0.954 /
-0.949 / 0.970 / 0.970 at N = 1 / 2 / 4 / 8 / 16 (96 held-out solutions, 1500-step warm
-start); PRM first-error F1 0.04 (policy samples only), 0.28 (+256 planted, 300 PRM steps),
-0.04 (+512 planted, 1500 PRM steps: it now over-flags correct solutions, acc_correct 0.02).
+Measured on the 2-core CPU (2026-12-03, this default, one run from scratch, a test run
+sharing the cores for part of the PRM stage; 886 s wall,
+target < 15 min met): policy 229 s, labels 132 s (3276 train solutions, 14773 steps,
+91976 rollouts, 2.2 M rollout tokens), PRM 206 s, ORM 178 s, candidates 83 s, beam 38 s.
+128 held-out problems, 64 samples each, pass@1 0.472:
+
+  MC hard-label agreement with the checker at N = 1/2/4/8/16: 0.865 / 0.910 / 0.928 /
+  0.951 / 0.958 (431 steps of 96 held-out solutions; target >= 0.85 at N = 8: met). Soft
+  labels (> 0.5): 0.865 / 0.910 / 0.900 / 0.884 / 0.884.
+  PRM first-error (ProcessBench form): acc_error 0.19, acc_correct 0.44, F1 0.26 (target
+  0.8: missed). PRM held-out step accuracy against MC labels 0.84 (base rate 0.76).
+  Best-of-N at N = 1/4/16/64: PRM-weighted vote .472/.514/.536/.531, majority
+  .472/.528/.553/.555, PRM min .472/.430/.318/.227, ORM .472/.447/.335/.172, oracle
+  .472/.581/.609/.625 (targets "PRM vote beats majority at every N >= 4, by 5 points at
+  64" and "PRM beats ORM": the vote beats the ORM, not majority).
+  PRM-guided beam search (width 4, 4 candidates a step): 0.5625 on 64 problems, 607 tokens
+  per problem (best-of-64 costs 43 x 64 = 2764).
+
+Why the PRM misses: the 2-layer, 64-wide `mini` backbone does not learn to check the
+arithmetic of a step; it scores "0 + 9 = 18." 0.92 and the correct "0 + 9 = 9." 0.88, and
+its scores mostly fall with the step index. So best-of-N by the PRM alone picks confident
+wrong chains more often as N grows, while the PRM-weighted vote stays near majority. More
+labelled data helps but does not fix it: with 256 problems (690 solutions) the PRM
+overfits (held-out step accuracy 0.65, F1 0.12, vote at N = 64 0.40); with 3072 problems
+and 1500 RM steps (1348 s) held-out step accuracy 0.87, F1 0.31, vote 0.539. The
+Math-Shepherd `+`/`-` token head (`--config.prm.rm.head=token`) and a 3x lower learning
+rate gave the same (0.865 step accuracy, F1 0.17).
 
 `:runlocal` is the CI-sized version (a few hundred SFT steps, a handful of problems, a
 few RM steps): a smoke test of every stage, not a measurement.

@@ -41,6 +41,7 @@ Typical loop::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -59,6 +60,22 @@ _META = "meta"
 # Small JSON files of a step that orbax parses before any array: checked first so a damaged
 # one is named (orbax would raise a bare JSONDecodeError, or read an empty tree).
 _JSON_FILES = ("_CHECKPOINT_METADATA", f"{_META}/metadata", f"{_STATE}/_METADATA")
+
+
+# How a full disk (or quota, or file-size limit) shows in an orbax/tensorstore write error.
+_FULL_DISK_SIGNS = (
+  "No space left on device",
+  "File too large",
+  "Disk quota exceeded",
+  "os_error_code='28'",
+  "os_error_code='27'",
+  "os_error_code='122'",
+)
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (a full disk, most often); the previous ones are
+  untouched and the partial step directory has been removed."""
 
 
 class DamagedCheckpointError(ValueError):
@@ -117,6 +134,7 @@ class Checkpointer:
       PermissionError: the directory cannot be created or written.
     """
     self.directory = epath.Path(directory)
+    self._pending_step: int | None = None  # The step of a save not yet known to be written.
     if "://" not in str(directory):
       _check_writable(self.directory)
     options = ocp.CheckpointManagerOptions(
@@ -161,6 +179,8 @@ class Checkpointer:
     Raises:
       ValueError: ``metadata`` is not JSON-serialisable, or (multi-host) a leaf lives on one
         process's devices only.
+      CheckpointWriteError: this save (or the previous async one) could not be written,
+        e.g. on a full disk; the older steps are intact, the partial directory removed.
     """
     try:
       json.dumps(dict(metadata), allow_nan=False)
@@ -179,7 +199,39 @@ class Checkpointer:
     args = ocp.args.Composite(
       **{_STATE: ocp.args.StandardSave(state_pytree), _META: ocp.args.JsonSave(dict(metadata))}
     )
-    return bool(self._manager.save(step, args=args, force=force))
+    self.wait()  # The manager would wait for the previous async save: surface its failure.
+    with self._writing():
+      self._pending_step = step
+      started = bool(self._manager.save(step, args=args, force=force))
+    if not started:
+      self._pending_step = None
+    return started
+
+  @contextlib.contextmanager
+  def _writing(self):
+    """Turns a failed write of ``self._pending_step`` (raised by a save, or by a wait for
+    an async one) into one `CheckpointWriteError`, after removing the partial directory."""
+    try:
+      yield
+    except (OSError, ValueError) as e:
+      step, self._pending_step = self._pending_step, None
+      if step is None or isinstance(e, (CheckpointWriteError, DamagedCheckpointError)):
+        raise
+      for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+        partial.rmtree(missing_ok=True)
+      intact = [s for s in self.all_steps() if s != step]
+      kept = f"step {intact[-1]}" if intact else "none: this was the first"
+      full = any(sign in str(e) for sign in _FULL_DISK_SIGNS)
+      why = "the disk is full" if full else "the write failed"
+      head = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+      raise CheckpointWriteError(
+        f"Could not write checkpoint step {step} to {self.directory}: {why} ({head}); the "
+        f"previous checkpoint ({kept}) is intact and the partial one was removed, so free "
+        "space (or move the workdir) and rerun the same command to resume."
+      ) from e
+    else:
+      if not self._manager.is_saving_in_progress():
+        self._pending_step = None
 
   def restore(self, step: int | None = None, *, target_pytree: Any) -> tuple[Any, dict[str, Any]]:
     """Reads checkpoint ``step`` (default: the latest) into the layout of ``target_pytree``.
@@ -354,12 +406,27 @@ class Checkpointer:
         )
 
   def wait(self) -> None:
-    """Blocks until any background save has finished writing."""
-    self._manager.wait_until_finished()
+    """Blocks until any background save has finished writing.
+
+    Raises:
+      CheckpointWriteError: that save failed (e.g. a full disk); the older steps are intact.
+    """
+    with self._writing():
+      self._manager.wait_until_finished()
+    self._pending_step = None
 
   def close(self) -> None:
-    """Waits for pending saves and releases the manager."""
-    self._manager.close()
+    """Waits for pending saves and releases the manager.
+
+    Raises:
+      CheckpointWriteError: a pending save failed; the manager is released all the same.
+    """
+    try:
+      self.wait()
+    finally:
+      # A failed save makes the manager's own close raise it again; `wait` already did.
+      with contextlib.suppress(OSError, ValueError):
+        self._manager.close()
 
   def __enter__(self) -> Checkpointer:
     return self

@@ -19,3 +19,11 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+# Property-based tests draw the same examples on every run (a CI failure is reproducible,
+# never a fluke of the seed), with no per-example deadline on a loaded 2-core machine, and
+# keep no example database in the clone.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("repo", derandomize=True, deadline=None, database=None)
+settings.load_profile("repo")

@@ -10,6 +10,13 @@ A normalised answer string becomes one of these tagged tuples (`Answer`):
   ("set", [Answer, ...])              `\\{a, b\\}`, compared ignoring order
   ("matrix", [[Answer, ...], ...])    `\\begin{pmatrix}` and friends
   ("union", [Answer, ...])            `A \\cup B`
+  ("setop", [Answer, ...], [op, ...]) `A \\cap B \\setminus C`, left to right (op: cap,
+                                      setminus; a cup among them too)
+
+A set-builder form `\\{x \\mid 1 < x \\le 3\\}` (or `|`, `:`) over one variable becomes
+the interval its condition describes. Whenever a union or a set operation is compared,
+both answers are evaluated as sympy sets (finite sets of numbers, and 2-element tuples
+read as intervals) and compared as sets, so `[0, 2] \\cup [1, 3]` equals `[0, 3]`.
 
 Scalars are compared exactly when both are rational, numerically with a relative
 tolerance when both are numbers, and at fixed pseudo-random points when they have free
@@ -80,6 +87,38 @@ def _outer_bracket(s: str) -> tuple[str, str, str] | None:
   return (opener, inner, closer) if depth == 0 else None
 
 
+_SET_OPS = ("\\cup", "\\cap", "\\setminus", "\\backslash")
+_SET_OP_NAMES = {
+  "\\cup": "cup",
+  "\\cap": "cap",
+  "\\setminus": "setminus",
+  "\\backslash": "setminus",
+}
+_BUILDER_RE = re.compile(r"^\s*([a-zA-Z])\s*(?:\\mid|\||:)\s*(.+)$", re.S)
+
+
+def _set_operators(s: str) -> list[str]:
+  """The set operators of `s` outside brackets, in order (a command name, not a prefix)."""
+  ops, depth, i = [], 0, 0
+  while i < len(s):
+    if s.startswith(("\\{", "\\}"), i):
+      depth += 1 if s[i + 1] == "{" else -1
+      i += 2
+      continue
+    if s[i] in "([{":
+      depth += 1
+    elif s[i] in ")]}":
+      depth -= 1
+    elif depth == 0 and s[i] == "\\":
+      op = next((o for o in _SET_OPS if s.startswith(o, i)), None)
+      if op and not s[i + len(op) : i + len(op) + 1].isalpha():
+        ops.append(op)
+        i += len(op)
+        continue
+    i += 1
+  return ops
+
+
 def parse_answer(s: str) -> Answer:
   """Parses a normalised answer string into an `Answer` (see the module docstring).
 
@@ -98,10 +137,18 @@ def parse_answer(s: str) -> Answer:
   if matrix:
     rows = [r for r in matrix.group(2).split("\\\\") if r.strip()]
     return ("matrix", [[parse_answer(c.strip()) for c in r.split("&")] for r in rows])
-  union = _split_top(s, ("\\cup",))
-  if len(union) > 1:
-    return ("union", [parse_answer(u) for u in union])
+  ops = _set_operators(s)
+  if ops:
+    operands = [parse_answer(x) for x in _split_top(s, _SET_OPS)]
+    if set(ops) == {"\\cup"}:
+      return ("union", operands)
+    return ("setop", operands, [_SET_OP_NAMES[op] for op in ops])
   bracket = _outer_bracket(s)
+  builder = _BUILDER_RE.match(bracket[1]) if bracket and bracket[0] == "\\{" else None
+  if builder:  # `\{x \mid a < x < b\}`: the interval the condition describes.
+    condition = as_interval(parse_answer(builder.group(2)))
+    if condition[0] == "tuple":
+      return condition
   if bracket and (len(_split_top(bracket[1], (",",))) > 1 or bracket[0] == "\\{"):
     items = [parse_answer(x) for x in _split_top(bracket[1], (",",)) if x]
     if bracket[0] == "\\{":
@@ -256,6 +303,52 @@ def as_interval(ans: Answer) -> Answer:
   return ("tuple", "(" if ops[0] == "<" else "[", ")" if ops[1] == "<" else "]", [lo, hi])
 
 
+def as_sympy_set(ans: Answer) -> sympy.Set | None:
+  """`ans` as a sympy set: finite sets of numbers, 2-element tuples and one-variable
+  inequalities as intervals, unions and set operations of those; None otherwise."""
+  ans = as_interval(ans)
+  kind = ans[0]
+  if kind == "set":
+    members = [_number(a) for a in ans[1]]
+    return None if any(m is None for m in members) else sympy.FiniteSet(*members)
+  if kind == "tuple" and len(ans[3]) == 2:
+    lo, hi = (_number(a, infinite=True) for a in ans[3])
+    if lo is None or hi is None or not bool(lo <= hi):
+      return None
+    return sympy.Interval(lo, hi, left_open=ans[1] == "(", right_open=ans[2] == ")")
+  if kind in ("union", "setop"):
+    parts = [as_sympy_set(a) for a in ans[1]]
+    if any(p is None for p in parts):
+      return None
+    if kind == "union":
+      return sympy.Union(*parts)
+    result = parts[0]
+    for op, part in zip(ans[2], parts[1:]):
+      combine = {"cup": sympy.Union, "cap": sympy.Intersection, "setminus": sympy.Complement}
+      result = combine[op](result, part)
+    return result
+  return None
+
+
+def _number(ans: Answer, *, infinite: bool = False) -> sympy.Expr | None:
+  """The real number a one-sided value states (or +-oo when `infinite`), else None."""
+  if ans[0] != "value" or len(ans[1]) != 1 or ans[2]:
+    return None
+  x = ans[1][0]
+  if infinite and x in (sympy.oo, -sympy.oo):
+    return x
+  return x if _finite(x) and x.is_real else None
+
+
+def _sets_equal(a: sympy.Set, b: sympy.Set) -> bool:
+  try:
+    return bool(
+      sympy.Complement(a, b) is sympy.S.EmptySet and sympy.Complement(b, a) is sympy.S.EmptySet
+    )
+  except (TypeError, ValueError):
+    return False
+
+
 def _is_equation(ans: Answer) -> bool:
   return ans[0] == "value" and ans[2] == ["=="]
 
@@ -265,6 +358,11 @@ def equivalent(cand: Answer, ref: Answer) -> bool:
   if _is_equation(cand) and _is_equation(ref) and _relation_equal(cand, ref):
     return True  # `2y = 3 - x` states the same line as `y = (3 - x)/2`.
   cand, ref = strip_label(cand), strip_label(ref)
+  kinds = {cand[0], ref[0]}
+  if kinds & {"union", "setop"}:
+    a, b = as_sympy_set(cand), as_sympy_set(ref)
+    if a is not None and b is not None:
+      return _sets_equal(a, b)
   kind = cand[0]
   if kind == "value" and ref[0] == "value":
     if len(ref[1]) == 1:  # A value: every side of the candidate's chain must equal it.
@@ -314,6 +412,14 @@ def canonical(ans: Answer) -> str:
     return ans[1] + ", ".join(canonical(a) for a in ans[3]) + ans[2]
   if kind == "matrix":
     return "matrix:" + ";".join(",".join(canonical(c) for c in row) for row in ans[1])
+  if kind in ("union", "setop"):
+    as_set = as_sympy_set(ans)
+    if as_set is not None:  # Sympy's own normal form: equal sets, equal strings.
+      return f"sympy-set:{sympy.sstr(as_set)}"
+    if kind == "setop":
+      return " ".join(
+        [canonical(ans[1][0])] + [f"{op} {canonical(a)}" for op, a in zip(ans[2], ans[1][1:])]
+      )
   return f"{kind}:{{" + ", ".join(sorted({canonical(a) for a in ans[1]})) + "}"
 
 

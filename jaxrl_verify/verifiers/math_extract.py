@@ -98,6 +98,9 @@ _THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
 _SPACING = (r"\displaystyle", r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\quad", r"\qquad")
 
 
+# `1.5e3`, `2E-4`, `6.02e+23`: a mantissa, e or E, a signed integer exponent. (A letter e
+# between digits is never Euler's number times a digit in a final answer.)
+_SCIENTIFIC_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)[eE]\+?(-?\d+)(?![\d.])")
 _REPEATING_RE = re.compile(r"(\d*)\.(\d*)\\overline\s*{(\d+)}")
 
 
@@ -127,7 +130,7 @@ def normalize_answer(answer: str) -> str:
   for token in _SPACING:
     s = re.sub(re.escape(token) + r"(?![a-zA-Z])", "", s)
   s = s.replace("\\ ", " ").replace("\x00", "\\\\").replace("~", " ")
-  s = re.sub(r"\\[dt]frac", r"\\frac", s)
+  s = re.sub(r"\\(?:[dt]frac|cfrac(?:\[[lrc]\])?)", r"\\frac", s)  # \cfrac[l]: continued.
   s = re.sub(r"\\[dt]binom", r"\\binom", s)
   s = _unwrap_text(s)
   s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "")
@@ -138,6 +141,7 @@ def normalize_answer(answer: str) -> str:
   s = re.sub(r"^[a-zA-Z]\s*\\in\s*|^[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)\s*=(?!.*=)", "", s)
   s = re.sub(r"\\(?:emptyset|varnothing)(?![a-zA-Z])", r"\\{\\}", s).replace("**", "^")
   s = _REPEATING_RE.sub(_repeating_to_fraction, s)
+  s = _SCIENTIFIC_RE.sub(r"\1\\times 10^{\2}", s)
   m = _TRAILING_UNIT_RE.match(s) if len(s) < 200 else None  # (the regex backtracks)
   if m:
     s = m.group(1).strip()
