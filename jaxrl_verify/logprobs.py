@@ -69,12 +69,13 @@ def main(argv=None) -> int:
   try:
     from jaxrl_verify.models.io import load_model
 
+    jsonl.check_output_path(args.input, args.output)
     records = jsonl.read_jsonl(args.input)
     loaded = load_model(args.checkpoint, with_tokenizer=False)
     score_records(
       loaded, records, args.input, batch_size=args.batch_size, pad_multiple=args.pad_multiple
     )
-    jsonl.write_jsonl(args.output, records)
+    jsonl.write_jsonl_atomically(args.output, records)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

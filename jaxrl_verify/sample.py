@@ -136,11 +136,12 @@ def main(argv=None) -> int:
   try:
     from jaxrl_verify.models.io import load_model
 
+    jsonl.check_output_path(args.input, args.output)
     records = jsonl.read_jsonl(args.input)
     loaded = load_model(args.checkpoint)
     prompts = prompt_ids(records, args.input, loaded, args.add_bos)
     sample_records(loaded, records, prompts, args)
-    jsonl.write_jsonl(args.output, records)
+    jsonl.write_jsonl_atomically(args.output, records)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -19,10 +19,12 @@ import collections
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import time
 from typing import Any
 
+from jaxrl_verify import files
 from jaxrl_verify.verifiers.base import Verdict
 from jaxrl_verify.verifiers.pool import VerifierPool
 
@@ -87,13 +89,22 @@ def score_file(
   timeout_s = timeout_s or DEFAULT_TIMEOUT_S.get(verifier, 5.0)
   entries: list[tuple[dict[str, Any], int | Verdict]] = []
   try:
-    infile = open(input_path, encoding="utf-8")  # noqa: SIM115 - closed below.
+    files.check_output_path(input_path, output_path)
+  except ValueError as e:
+    raise SystemExit(str(e)) from e
+  try:
+    infile = open(input_path, "rb")  # noqa: SIM115 - closed below.
   except OSError as e:
     raise SystemExit(f"Cannot read --input={input_path!r}: {e.strerror}; check the path.") from e
   pool = VerifierPool(workers, timeout_s, memory_mb or None, imports=imports)
   try:
     with infile:
-      for line_no, line in enumerate(infile, start=1):
+      for line_no, raw in enumerate(infile, start=1):
+        try:
+          line = files.decode_line(raw, input_path, line_no)
+        except ValueError as e:  # Like a malformed line: an invalid verdict, the rest scored.
+          entries.append(({"line": line_no}, Verdict("invalid", 0.0, reason=str(e))))
+          continue
         obj, bad = parse_line(line, line_no, verifier)
         if bad is not None:
           entries.append((obj, bad))
@@ -103,11 +114,15 @@ def score_file(
           (obj, pool.submit(verifier, obj["completion"], obj.get("reference"), fields))
         )
     counts: collections.Counter[str] = collections.Counter()
-    with open(output_path, "w", encoding="utf-8") as out:
+    # Written under a temporary name and renamed when complete: an interrupted run never
+    # leaves a partial file that looks like a finished one.
+    tmp = f"{output_path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as out:
       for obj, pending in entries:
         verdict = pending if isinstance(pending, Verdict) else pool.result(pending)
         counts[verdict.status] += 1
         out.write(json.dumps({**obj, **verdict.to_json()}) + "\n")
+    os.replace(tmp, output_path)
     stats = pool.stats()
   finally:
     pool.close()

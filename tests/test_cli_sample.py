@@ -148,3 +148,21 @@ def test_cli_errors_are_one_sentence(checkpoint, capsys):
   with pytest.raises(SystemExit):
     sample_cli.parse_args(["--checkpoint", "d", "--input", "i", "--output", "o", "--top-p", "0"])
   assert "top_p must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_output_over_the_input_and_invalid_utf8_are_refused_with_the_input_kept(checkpoint, capsys):
+  root = checkpoint["root"]
+  prompts = _write(root / "keep.jsonl", [{"tokens": [1, 2, 3]}])
+  before = prompts.read_bytes()
+  for cli in (sample_cli, logprobs_cli):
+    argv = ["--checkpoint", str(root / "model"), "--input", str(prompts), "--output"]
+    assert cli.main([*argv, str(prompts)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+  assert prompts.read_bytes() == before
+  binary = root / "latin1.jsonl"
+  binary.write_bytes(b'{"tokens": [1, 2]}\n{"text": "caf\xe9"}\n')
+  out = root / "never.jsonl"
+  argv = ["--checkpoint", str(root / "model"), "--input", str(binary), "--output", str(out)]
+  assert logprobs_cli.main(argv) == 2
+  assert "line 2 is not valid UTF-8" in capsys.readouterr().err
+  assert not out.exists()

@@ -369,7 +369,7 @@ def test_label_cli_writes_labels_and_refuses_bad_input(chain_setup, policy, tmp_
   assert "Unknown verifier 'nope'" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     label_cli.main([*base, "--input", str(src), "--output", str(src)])
-  assert "is the --input file" in capsys.readouterr().err
+  assert "is the input file" in capsys.readouterr().err
 
 
 def test_prm_guided_beam_search_builds_scored_step_by_step_solutions(chain_setup, policy):

@@ -106,3 +106,23 @@ def test_code_verifier_lines_need_no_reference(tmp_path):
   assert [r["status"] for r in rows] == ["ok", "wrong", "ok", "ok"]
   assert rows[0]["hidden_reward"] == 1.0
   assert rows[1]["reward"] == 0.0 and rows[1]["reason"].startswith("exits-early")
+
+
+def test_invalid_utf8_line_is_a_verdict_and_the_input_is_never_the_output(tmp_path):
+  src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+  src.write_bytes(
+    b'{"completion": "\\\\boxed{1}", "reference": "1"}\n'
+    b'{"completion": "caf\xe9", "reference": "1"}\n'
+    b'{"completion": "\\\\boxed{2}", "reference": "2"}\n'
+  )
+  before = src.read_bytes()
+  assert score.main(["--verifier=math", f"--input={src}", f"--output={dst}"]) == 0
+  rows = [json.loads(line) for line in dst.read_text().splitlines()]
+  assert [r["status"] for r in rows] == ["ok", "invalid", "ok"]
+  assert "line 2 is not valid UTF-8" in rows[1]["reason"]
+  assert [p.name for p in tmp_path.iterdir() if ".tmp." in p.name] == []  # Renamed whole.
+  with pytest.raises(SystemExit, match="is the input file"):
+    score.main(["--verifier=math", f"--input={src}", f"--output={src}"])
+  with pytest.raises(SystemExit, match="is a directory"):
+    score.main(["--verifier=math", f"--input={src}", f"--output={tmp_path}"])
+  assert src.read_bytes() == before

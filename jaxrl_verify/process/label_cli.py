@@ -17,7 +17,6 @@ interrupted run never leaves a partial file under the output name.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import jax
@@ -50,8 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   for name in ("num_rollouts", "max_new_tokens", "max_prompt_len", "prefixes_per_call", "workers"):
     if getattr(args, name) < 1:
       parser.error(f"--{name.replace('_', '-')} must be a positive integer.")
-  if os.path.abspath(args.output) == os.path.abspath(args.input):
-    parser.error("--output is the --input file; write the labels to another file.")
+  try:
+    jsonl.check_output_path(args.input, args.output)
+  except ValueError as e:
+    parser.error(str(e))
   try:
     steps_lib.step_format(args.step_format, args.delimiter or None)
   except ValueError as e:

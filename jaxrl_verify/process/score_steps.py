@@ -13,7 +13,6 @@ an ORM's is meaningful at the last step) and `score` (the solution's score by
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import jax
@@ -37,8 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if args.batch_size < 1:
     parser.error("--batch-size must be a positive integer.")
-  if os.path.abspath(args.output) == os.path.abspath(args.input):
-    parser.error("--output is the --input file; write the scores to another file.")
+  try:
+    jsonl.check_output_path(args.input, args.output)
+  except ValueError as e:
+    parser.error(str(e))
   return args
 
 

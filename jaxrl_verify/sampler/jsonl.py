@@ -1,4 +1,6 @@
-"""JSONL token files for the `sample` and `logprobs` CLIs: reading, validating, batching."""
+"""JSONL files of the CLIs (`sample`, `logprobs`, `score`, the process CLIs): reading and
+validating them, refusing an output that would overwrite the input, writing atomically,
+batching token rows."""
 
 from __future__ import annotations
 
@@ -9,14 +11,19 @@ from typing import Any
 
 import numpy as np
 
+from jaxrl_verify.files import check_output_path, decode_line
+
+__all__ = ["check_output_path", "decode_line", "read_jsonl", "write_jsonl_atomically"]
+
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
   """One JSON object per non-blank line; a bad line is a one-sentence error naming it."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Input file {path} does not exist; pass an existing .jsonl file.")
   records = []
-  with open(path, encoding="utf-8") as f:
-    for n, line in enumerate(f, start=1):
+  with open(path, "rb") as f:
+    for n, raw in enumerate(f, start=1):
+      line = decode_line(raw, path, n)
       if not line.strip():
         continue
       try:
