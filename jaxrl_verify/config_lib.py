@@ -308,6 +308,15 @@ def _validate_algorithm(c: mlc.ConfigDict) -> None:
       f"is {c.rollout.group_size} but {a.advantage} compares samples within a group",
       "set it to at least 2",
     )
+  if a.advantage == "grpo_process":
+    # The estimator exists (rl.advantages, tested against numpy); the RL loop has no
+    # reward-model source to give it step rewards yet (issue 11, item 1).
+    _fail(
+      "algo.advantage",
+      "is 'grpo_process', which needs step rewards from a reward-model source that the RL "
+      "loop does not provide yet",
+      "use 'grpo', or call rl.advantages.grpo_process from your own loop",
+    )
   if a.kl_placement == "reward" and a.kl_coef > 0 and a.advantage in GROUP_ESTIMATORS:
     _fail(
       "algo.kl_placement",

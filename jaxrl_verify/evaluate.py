@@ -43,7 +43,10 @@ def load_policy(config, workdir: str, tokenizer, mesh, *, step: int | None = Non
   with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")) as checkpointer:
     if checkpointer.latest_step() is None:
       if step is not None:
-        raise FileNotFoundError(f"No checkpoints in {workdir}/checkpoints, so no step {step}.")
+        raise FileNotFoundError(
+          f"No checkpoints in {workdir}/checkpoints, so no step {step} to evaluate; pass the "
+          "--workdir of a training run."
+        )
       return cfg, graphdef, policy, None
     value = setup_lib.value(config, cfg, mesh, abstract=True)
     value_state = None if value is None else value[1]

@@ -158,7 +158,7 @@ def test_group_estimators_reject_token_rewards_and_bad_group_size():
 
 
 def test_registry_names_and_unknown():
-  assert ADVANTAGES.names() == ["dr_grpo", "gae", "grpo", "reinforce_pp", "rloo"]
+  assert ADVANTAGES.names() == ["dr_grpo", "gae", "grpo", "grpo_process", "reinforce_pp", "rloo"]
   with pytest.raises(ValueError, match=r"Unknown advantage estimator 'ppo'.*'grpo'"):
     ADVANTAGES.get("ppo")
 
@@ -203,3 +203,92 @@ def test_equal_fractional_rewards_give_exactly_zero(name):
   inputs = AdvantageInputs(reward_g=reward_g, mask_gt=np.ones((reward_g.size, 2), bool))
   adv_gt, _ = ADVANTAGES.get(name)(inputs, group_size=group)
   assert np.all(np.asarray(adv_gt) == 0.0)
+
+
+def _step_batch(seed=0):
+  """Rows of `_batch` with 1-3 steps each, ending on real tokens; -1 pads `step_end_gs`."""
+  b = _batch(seed)
+  rng = np.random.default_rng(seed + 100)
+  lengths = b["mask_gt"].sum(1)
+  ends = np.full((G, 3), -1, np.int32)
+  for i, n in enumerate(lengths):
+    k = min(int(rng.integers(1, 4)), n)
+    ends[i, :k] = np.sort(rng.choice(n, size=k, replace=False))
+    ends[i, k - 1] = n - 1  # The last step ends the completion.
+  scores = rng.uniform(0, 1, size=(G, 3)).astype(np.float32)
+  scores[1] = scores[0]  # Ties across rows are fine.
+  return b, ends, scores
+
+
+def _np_grpo_process(b, ends, scores, outcome_weight=0.0, eps=1e-6):
+  """DeepSeekMath process supervision, by loops: group-normalise every step reward, then a
+  token's advantage sums the normalised rewards of the steps ending at or after it."""
+  adv = np.zeros((G, T))
+  for start in range(0, G, K):
+    rows = [i for i in range(start, start + K) if b["valid_g"][i]]
+    steps = [(i, e, scores[i, k]) for i in rows for k, e in enumerate(ends[i]) if e >= 0]
+    r = np.array([x[2] for x in steps], np.float64)
+    if len(r) == 0 or r.max() == r.min():
+      continue
+    mean, std = r.mean(), r.std(ddof=1)
+    for i, e, score in steps:
+      adv[i, : e + 1] += (score - mean) / (std + eps)
+  if outcome_weight:
+    for start in range(0, G, K):
+      rows = [i for i in range(start, start + K) if b["valid_g"][i]]
+      rew = np.array([b["reward_g"][i] for i in rows], np.float64)
+      if len(rows) > 1 and rew.max() > rew.min():
+        for i in rows:
+          adv[i] += outcome_weight * (b["reward_g"][i] - rew.mean()) / (rew.std(ddof=1) + eps)
+  return adv * b["mask_gt"] * b["valid_g"][:, None]
+
+
+def test_place_step_rewards_puts_each_score_on_its_last_token():
+  b, ends, scores = _step_batch()
+  reward_gt, end_gt = adv_lib.place_step_rewards(ends, scores, b["mask_gt"])
+  want_r, want_e = np.zeros((G, T)), np.zeros((G, T), bool)
+  for i in range(G):
+    for k, e in enumerate(ends[i]):
+      if e >= 0:
+        want_r[i, e], want_e[i, e] = scores[i, k], True
+  np.testing.assert_allclose(reward_gt, want_r, atol=0)
+  np.testing.assert_array_equal(end_gt, want_e)
+  # A step end past the completion (or on a masked token) is dropped, not wrapped around.
+  reward_gt, end_gt = adv_lib.place_step_rewards([[1, T + 4]], [[0.5, 0.9]], np.ones((1, T)))
+  np.testing.assert_array_equal(np.nonzero(np.asarray(end_gt[0]))[0], [1])
+
+
+@pytest.mark.parametrize("outcome_weight", [0.0, 0.5])
+def test_grpo_process_matches_loop(outcome_weight):
+  b, ends, scores = _step_batch()
+  b.pop("token_reward_gt")
+  b.pop("values_gt")
+  reward_gt, end_gt = adv_lib.place_step_rewards(ends, scores, b["mask_gt"])
+  inputs = AdvantageInputs(**b, step_reward_gt=reward_gt, step_end_gt=end_gt)
+  fn = jax.jit(functools.partial(adv_lib.grpo_process, group_size=K, outcome_weight=outcome_weight))
+  adv_gt, ret_gt = fn(inputs)
+  np.testing.assert_allclose(adv_gt, _np_grpo_process(b, ends, scores, outcome_weight), atol=1e-5)
+  # Returns: the raw step reward-to-go, for logging.
+  want_ret = np.zeros((G, T))
+  for i in range(G):
+    for k, e in enumerate(ends[i]):
+      if e >= 0:
+        want_ret[i, : e + 1] += scores[i, k]
+  np.testing.assert_allclose(ret_gt, want_ret * b["mask_gt"] * b["valid_g"][:, None], atol=1e-6)
+
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("data",))
+  row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  a_sharded, _ = fn(jax.device_put(inputs, row))
+  assert len(a_sharded.sharding.device_set) == 2
+  np.testing.assert_allclose(a_sharded, adv_gt, rtol=1e-5, atol=1e-6)
+
+
+def test_grpo_process_equal_steps_give_zero_and_missing_steps_are_refused():
+  b, ends, _ = _step_batch()
+  b.pop("token_reward_gt")
+  reward_gt, end_gt = adv_lib.place_step_rewards(ends, np.full((G, 3), 0.7), b["mask_gt"])
+  inputs = AdvantageInputs(**b, step_reward_gt=reward_gt, step_end_gt=end_gt)
+  adv_gt, _ = adv_lib.grpo_process(inputs, group_size=K)
+  assert np.all(np.asarray(adv_gt) == 0.0)
+  with pytest.raises(ValueError, match="needs step_reward_gt and step_end_gt"):
+    adv_lib.grpo_process(AdvantageInputs(**b), group_size=K)

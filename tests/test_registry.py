@@ -117,3 +117,10 @@ def test_loss_hyperparameters_reach_the_update_and_are_validated():
   c.algo.policy_loss = "trpo"
   with pytest.raises(ValueError, match=r"config\.algo\.policy_loss is 'trpo', unknown"):
     config_lib.validate(c)
+
+
+def test_grpo_process_is_refused_by_the_rl_config_until_a_step_reward_source_exists():
+  c = config_lib.base_config()
+  c.algo.advantage = "grpo_process"
+  with pytest.raises(ValueError, match=r"config\.algo\.advantage is 'grpo_process'.*use 'grpo'"):
+    config_lib.validate(c)

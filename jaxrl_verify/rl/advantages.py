@@ -54,6 +54,10 @@ class AdvantageInputs:
       token t is emitted (needed by `gae`).
     finished_eos_g: bool [g] or None (all terminated); False for rows cut at the
       length limit (truncation), which `gae` bootstraps instead of terminating.
+    step_reward_gt: float [g, t] or None; process rewards (e.g. a PRM's score of each
+      step), each on its step's last token (`place_step_rewards`), 0 elsewhere.
+    step_end_gt: bool [g, t] or None; True on the last token of every step, i.e. where
+      `step_reward_gt` holds a reward (a step may well score exactly 0).
   """
 
   reward_g: Any
@@ -62,6 +66,35 @@ class AdvantageInputs:
   token_reward_gt: Any = None
   values_gt: Any = None
   finished_eos_g: Any = None
+  step_reward_gt: Any = None
+  step_end_gt: Any = None
+
+
+def place_step_rewards(step_end_gs, step_scores_gs, mask_gt) -> tuple[jax.Array, jax.Array]:
+  """Puts step rewards on their steps' last tokens: (step_reward_gt, step_end_gt).
+
+  Args:
+    step_end_gs: int [g, s] completion-token index of each step's last token; -1 pads
+      rows with fewer than s steps.
+    step_scores_gs: float [g, s] the reward of each step (ignored where padded).
+    mask_gt: [g, t] real completion tokens; a step end on a masked or out-of-range
+      position is dropped.
+
+  Returns:
+    float32 [g, t] rewards (0 off step ends) and bool [g, t] step ends. Used as
+    `token_reward_gt` they are Math-Shepherd's step-by-step PPO rewards for `gae`; as
+    `step_reward_gt` / `step_end_gt` the input of `grpo_process`.
+  """
+  step_end_gs = jnp.asarray(step_end_gs, jnp.int32)
+  mask_gt = jnp.asarray(mask_gt, bool)
+  t = mask_gt.shape[1]
+  real_gs = (step_end_gs >= 0) & (step_end_gs < t)
+  onehot_gst = jax.nn.one_hot(jnp.where(real_gs, step_end_gs, -1), t, dtype=jnp.float32)
+  onehot_gst = onehot_gst * real_gs[..., None]
+  scores_gs = jnp.asarray(step_scores_gs, jnp.float32)
+  reward_gt = jnp.einsum("gst,gs->gt", onehot_gst, scores_gs) * mask_gt
+  end_gt = (onehot_gst.sum(1) > 0) & mask_gt
+  return reward_gt, end_gt
 
 
 def loss_mask(mask_gt, valid_g=None) -> jax.Array:
@@ -237,6 +270,65 @@ def grpo(
   a_g = (r_g - mean_g) / (std_g + eps) * valid_g
   a_g = jnp.where(_group_all_equal(r_g, valid_g, group_size), 0.0, a_g)
   return _outcome_to_tokens(a_g, inputs, mask_gt, valid_g)
+
+
+@ADVANTAGES.register("grpo_process")
+def grpo_process(
+  inputs: AdvantageInputs,
+  *,
+  group_size: int,
+  eps: float = 1e-6,
+  std_ddof: int = 1,
+  outcome_weight: float = 0.0,
+) -> tuple[jax.Array, jax.Array]:
+  """GRPO with process supervision (Shao et al. 2024, DeepSeekMath section 4.1.3).
+
+  Every step reward of a group (all steps of all its valid generations) is normalised by
+  the group's mean and std over those steps, r~ = (r - mean) / (std + eps); a token's
+  advantage is the sum of the normalised rewards of the steps ending at or after it:
+
+    A_t = sum_{k : end_k >= t} r~_k        (+ outcome_weight * the outcome GRPO advantage)
+
+  `outcome_weight` > 0 mixes in the row's outcome advantage (`grpo` on `reward_g`) on
+  every token: an outcome + process mixture; 0 is DeepSeekMath's process-only form.
+  Groups whose step rewards are all equal (or hold no step) get no process advantage.
+
+  Returns:
+    (advantages_gt, returns_gt) with returns_gt the raw step reward-to-go
+    sum_{k : end_k >= t} r_k (for logging), both 0 on masked tokens and invalid rows.
+  """
+  if inputs.step_reward_gt is None or inputs.step_end_gt is None:
+    raise ValueError(
+      "Advantage estimator 'grpo_process' needs step_reward_gt and step_end_gt (step "
+      "rewards on step-final tokens, `place_step_rewards`); use 'grpo' for outcome only."
+    )
+  _no_token_rewards(inputs, "grpo_process")
+  mask_gt, valid_g = _masks(inputs)
+  _check_groups(jnp.asarray(inputs.reward_g), group_size)
+  t = mask_gt.shape[1]
+  end_gt = jnp.asarray(inputs.step_end_gt, jnp.float32) * mask_gt * valid_g[:, None]
+  r_gt = jnp.asarray(inputs.step_reward_gt, jnp.float32) * end_gt
+  # Group statistics over every step of the group: [groups, members * t] views.
+  end_bk = end_gt.reshape(-1, group_size * t)
+  r_bk = r_gt.reshape(-1, group_size * t)
+  n_b = end_bk.sum(1)
+  mean_b = r_bk.sum(1) / jnp.maximum(n_b, 1.0)
+  var_b = (jnp.square(r_bk - mean_b[:, None]) * end_bk).sum(1) / jnp.maximum(n_b - std_ddof, 1.0)
+  hi_b = jnp.where(end_bk > 0, r_bk, -jnp.inf).max(1)
+  lo_b = jnp.where(end_bk > 0, r_bk, jnp.inf).min(1)
+  signal_b = hi_b > lo_b  # False also for groups without steps.
+  rep = lambda a_b: jnp.repeat(a_b, group_size)[:, None]  # noqa: E731
+  norm_gt = jnp.where(rep(signal_b), (r_gt - rep(mean_b)) / (jnp.sqrt(rep(var_b)) + eps), 0.0)
+  norm_gt = norm_gt * end_gt
+  suffix = lambda x_gt: jnp.flip(jnp.cumsum(jnp.flip(x_gt, 1), axis=1), 1)  # noqa: E731
+  keep_gt = mask_gt * valid_g[:, None]
+  adv_gt = suffix(norm_gt) * keep_gt
+  if outcome_weight:
+    outcome_gt, _ = grpo(
+      inputs.replace(token_reward_gt=None), group_size=group_size, eps=eps, std_ddof=std_ddof
+    )
+    adv_gt = adv_gt + outcome_weight * outcome_gt
+  return adv_gt, suffix(r_gt) * keep_gt
 
 
 @ADVANTAGES.register("dr_grpo")
