@@ -8,9 +8,25 @@ recipe follows DAPO (Yu et al. 2025) where it applies at this scale:
 * token-level loss aggregation (`token_mean` over the whole batch);
 * soft overlong punishment: a linear penalty up to -1 over the last `overlong_buffer`
   tokens before `max_new_tokens` (DAPO's 4096 of 20480 tokens is 20%; here 12 of 48);
+* dynamic sampling: groups whose 8 rewards are all equal carry no GRPO signal, so they
+  are resampled (up to 4 rounds) until the batch holds only informative groups;
 * unlike DAPO, a small KL to the reference in the *loss* with the k3 estimator
   (verl's `use_kl_loss=True, kl_loss_type=low_var_kl`, coefficient 1e-3 as in TinyZero's
-  Countdown runs): a from-scratch tiny policy drifts easily and the term keeps it honest.
+  Countdown runs): a from-scratch tiny policy drifts easily and the term keeps it honest;
+* on-policy: one optimizer step per iteration at lr 2e-4.
+
+Measured on the 2-core CPU (2026-12-03, 200 held-out problems, greedy accuracy / pass@8 /
+maj@8 at steps 0, 50, 100, 150, 200):
+  this recipe: 0.140 / 0.350 / 0.105 -> 0.155, 0.155, 0.175, 0.185 greedy; pass@8 0.285,
+    0.285, 0.290, 0.300; maj@8 0.170 at 200. +4.5 points greedy, pass@8 -5.0 points
+    (1401 s; dynamic sampling drew 3.8 rounds a step on average, ~6 s/step).
+  the previous recipe (lr 5e-4, 4 minibatches a step, no dynamic sampling): greedy
+    0.135 -> 0.155 while pass@8 collapsed 0.345 -> 0.18.
+  lr 1e-4, 2 minibatches, KL 5e-3, no dynamic sampling: greedy 0.145 at step 100, pass@8
+    0.325 (stopped there: no gain).
+So RL here moves greedy accuracy a few points and narrows the sample distribution a little;
+it does not yet give the large held-out gain a bigger model would. Part of the reason: the
+2,000 train problems are seen three times in 200 steps, after SFT on their worked solutions.
 
   python -m jaxrl_verify.train --config=configs/grpo_countdown.py --workdir=/tmp/grpo_countdown
 
@@ -67,10 +83,13 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.algo.overlong_penalty = 1.0
   c.algo.entropy_coef = 0.0
 
-  c.optim.learning_rate = 5e-4
+  c.algo.dynamic_sampling = True
+  c.algo.max_resample_rounds = 4
+
+  c.optim.learning_rate = 2e-4
   c.optim.warmup_steps = 10
   c.ppo.epochs = 1
-  c.ppo.minibatches = 4  # Four policy updates per iteration (off-policy by at most 3).
+  c.ppo.minibatches = 1  # On-policy: 4 minibatches at lr 5e-4 collapsed pass@8 (docstring).
 
   c.eval.num_examples = 200
   c.eval.batch_size = 64
@@ -92,6 +111,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     c.rollout.max_new_tokens = 16
     c.algo.overlong_buffer = 4
     c.ppo.minibatches = 2
+    c.algo.max_resample_rounds = 2
     c.eval.num_examples = 8
     c.eval.batch_size = 8
     c.eval.k = 2
