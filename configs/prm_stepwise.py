@@ -12,6 +12,10 @@ and tokenizer the PRM starts from (a fresh `mini` backbone otherwise, with
 `:runlocal` trains a fresh `mini` PRM for 6 steps on a small packaged stand-in in
 Math-Shepherd's format (hand-made coin problems with `+`/`-` step tags) and a tokenizer
 trained on it: a smoke test of the machinery, not a measurement.
+
+Not measured at full size: it needs a public step-labelled dataset (Math-Shepherd,
+PRM800K) that this project does not ship; `configs/prm_chain.py` holds the PRM figures
+measured on the development CPU.
 """
 
 import ml_collections as mlc
