@@ -211,6 +211,7 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
   """
   _validate_choices(c)
   _validate_sizes(c)
+  _validate_optimizers(c)
   _validate_algorithm(c)
   if mesh is not None:
     _validate_mesh_fit(c, mesh.shape["data"] * mesh.shape["fsdp"])
@@ -282,6 +283,33 @@ def _validate_sizes(c: mlc.ConfigDict) -> None:
       f"x optim.grad_accum_steps = {parts} does not divide the {g} generations per step",
       "pick values whose product divides it",
     )
+
+
+def _validate_optimizers(c: mlc.ConfigDict) -> None:
+  """Learning rates and optimizer constants are in range; periods are not negative."""
+  for field in ("optim.learning_rate", "value.learning_rate", "sft.learning_rate"):
+    section, name = field.split(".")
+    if not c[section][name] > 0:
+      _fail(field, f"is {c[section][name]}", "set a positive learning rate")
+  o = c.optim
+  if o.grad_clip is not None and o.grad_clip < 0:
+    _fail("optim.grad_clip", f"is {o.grad_clip}", "use a positive norm, or 0/None for no clipping")
+  if not 0.0 <= o.min_lr_ratio <= 1.0:
+    _fail("optim.min_lr_ratio", f"is {o.min_lr_ratio}", "use a value in [0, 1]")
+  if o.weight_decay < 0:
+    _fail("optim.weight_decay", f"is {o.weight_decay}", "use 0 or a positive value")
+  for name in ("b1", "b2"):
+    if not 0.0 <= o[name] < 1.0:
+      _fail(f"optim.{name}", f"is {o[name]}", "use a value in [0, 1), e.g. 0.9 / 0.999")
+  for field in ("optim.warmup_steps", "value.warmup_steps", "eval.every", "checkpoint_every"):
+    section, _, name = field.rpartition(".")
+    value = c[section][name] if section else c[name]
+    if value < 0:
+      _fail(field, f"is {value}", "use 0 (off) or a positive number of steps")
+  if c.log_every < 1:
+    _fail("log_every", f"is {c.log_every}", "set it to at least 1")
+  if c.keep_checkpoints is not None and c.keep_checkpoints < 1:
+    _fail("keep_checkpoints", f"is {c.keep_checkpoints}", "keep at least 1 (or None: all)")
 
 
 def _validate_algorithm(c: mlc.ConfigDict) -> None:
