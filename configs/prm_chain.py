@@ -29,6 +29,14 @@ target < 15 min met): policy 229 s, labels 132 s (3276 train solutions, 14773 st
   PRM-guided beam search (width 4, 4 candidates a step): 0.5625 on 64 problems, 607 tokens
   per problem (best-of-64 costs 43 x 64 = 2764).
 
+Red team (64 held-out problems, fraction of problems where the honest solution outscores
+the adversarial one; `process.red_team`): PRM-min / ORM: hidden wrong step 0.47 / 0.56,
+right answer after nonsense steps 0.50 / 0.58, repeated first step 0.42 / 0.50,
+truncated halfway 0.00 / 0.84, "Let's solve this step by step." alone 0.70 / 0.88. Neither
+RM ranks every honest solution above every attack of any kind. The PRM's 0.00 on
+truncation is by construction (an MC-labelled PRM values a correct prefix as highly as a
+finished solution: score a solution's completeness separately).
+
 Why the PRM misses: the 2-layer, 64-wide `mini` backbone does not learn to check the
 arithmetic of a step; it scores "0 + 9 = 18." 0.92 and the correct "0 + 9 = 9." 0.88, and
 its scores mostly fall with the step index. So best-of-N by the PRM alone picks confident
@@ -102,6 +110,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.best_of_n.n = 64
   c.best_of_n.trials = 32  # Random subsets per problem and N.
   c.best_of_n.temperature = 1.0
+  c.red_team = mlc.ConfigDict()
+  c.red_team.problems = 64  # Held-out problems, one solution of each adversarial kind.
   c.beam = mlc.ConfigDict()
   c.beam.problems = 64
   c.beam.width = 4
@@ -132,6 +142,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     c.best_of_n.n = 4
     c.best_of_n.trials = 2
     c.beam.problems = 2
+    c.red_team.problems = 4
     c.beam.width = 2
     c.beam.expand = 2
     c.beam.max_steps = 3

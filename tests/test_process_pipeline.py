@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from jaxrl_verify.process import pipeline, stepwise_data
+from jaxrl_verify.process import pipeline, red_team, stepwise_data
 from jaxrl_verify.sampler import jsonl
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "prm_chain.py"
@@ -76,6 +76,11 @@ def test_pipeline_stops_resumes_and_reports(tmp_path):
   assert (
     set(report["beam_search"]) >= {"accuracy", "tokens"} and report["beam_search"]["tokens"] > 0
   )
+  red = report["red_team"]
+  assert red["problems"] == 4 and set(red) == {"prm_min", "prm_last", "orm_last", "problems"}
+  for scores in (red["prm_min"], red["prm_last"], red["orm_last"]):
+    assert set(scores) == set(red_team.KINDS)
+    assert all(0.0 <= k["honest_wins"] <= 1.0 for k in scores.values())
   assert report["num_heldout_problems"] == 4 and report["wall_s"] == pytest.approx(
     sum(v for k, v in after.items() if k != "report")
   )

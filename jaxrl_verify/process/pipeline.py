@@ -30,6 +30,8 @@ Stages (artifact: what):
   N = 1, 2, 4, ... on those same samples.
 - `beam_search` (`beam_search.json`): PRM-guided step-level beam search, accuracy and
   tokens.
+- `red_team` (`red_team.json`): the PRM's and ORM's scores of fixed adversarial solutions
+  (`process.red_team`) against the honest solution of the same held-out problems.
 - `report` (`report.json`): the figures above in one object, and `wall_s` (every stage's
   time, summed over the runs that did it).
 
@@ -53,9 +55,18 @@ from absl import app, logging
 
 from jaxrl_verify import config_lib, logs, run_flags
 from jaxrl_verify import sharding as shd
-from jaxrl_verify.data import tasks
+from jaxrl_verify.data import chains, tasks
 from jaxrl_verify.models import io as model_io
-from jaxrl_verify.process import best_of_n, chain_lab, label, measure, rm, rm_setup, rm_trainer
+from jaxrl_verify.process import (
+  best_of_n,
+  chain_lab,
+  label,
+  measure,
+  red_team,
+  rm,
+  rm_setup,
+  rm_trainer,
+)
 from jaxrl_verify.process import search as search_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams, jsonl
 from jaxrl_verify.verifiers.math import canonical_answer
@@ -72,6 +83,7 @@ STAGES = (
   "candidates",
   "best_of_n",
   "beam_search",
+  "red_team",
   "report",
 )
 TIMES_FILE = "stage_times.json"
@@ -96,6 +108,7 @@ def validate(c: mlc.ConfigDict) -> None:
     "best_of_n.n",
     "best_of_n.trials",
     "beam.problems",
+    "red_team.problems",
   ):
     section, name = field.split(".")
     if c[section][name] < 1:
@@ -457,6 +470,36 @@ def stage_beam_search(r: Run) -> None:
   )
 
 
+def stage_red_team(r: Run) -> None:
+  """Honest versus adversarial solutions of held-out chains, scored by the PRM (min and
+  last step) and the ORM; see `process.red_team`."""
+  out_path = r.path("red_team.json")
+  if _chains_only(r, out_path):
+    return
+  exs = r.heldout(r.c.red_team.problems)
+  rng = np.random.default_rng([r.c.seed, 50])
+  prompts, honest, adversarial = [], [], {kind: [] for kind in red_team.KINDS}
+  for n, ex in enumerate(exs):
+    start, ops = int(ex["start"]), chains.parse_ops(ex["ops"])
+    decoy = chains.parse_ops(exs[(n + 1) % len(exs)]["ops"])
+    prompts.append(r.task.format_prompt(ex))
+    honest.append(chains.solution_steps(start, ops))
+    for kind, steps in red_team.adversarial_steps(start, ops, decoy, rng).items():
+      adversarial[kind].append(steps)
+  out = {}
+  for kind, how in (("prm", "min"), ("prm", "last"), ("orm", "last")):
+
+    def scores(solutions, kind=kind, how=how):
+      probs = r.score(kind, prompts, solutions)
+      return [rm.solution_score(p, how) for p in probs]
+
+    out[f"{kind}_{how}"] = red_team.score_against_honest(
+      scores(honest), {k: scores(v) for k, v in adversarial.items()}
+    )
+  out["problems"] = len(exs)
+  _write_json(out_path, out)
+
+
 def stage_report(r: Run) -> None:
   candidates = jsonl.read_jsonl(r.path("candidates.jsonl"))
   times = _read_json(r.path(TIMES_FILE))
@@ -465,6 +508,7 @@ def stage_report(r: Run) -> None:
     "prm_first_error": _read_json(r.path("prm_first_error.json")),
     "best_of_n": _read_json(r.path("best_of_n.json")),
     "beam_search": _read_json(r.path("beam_search.json")),
+    "red_team": _read_json(r.path("red_team.json")),
     "num_heldout_problems": len(candidates),
     "best_of_n_tokens_per_sample": float(
       np.mean([x["tokens"] for rec in candidates for x in rec["candidates"]])
@@ -490,6 +534,7 @@ PLAN: dict[str, tuple[Callable[[Run], None], str]] = {
   "candidates": (stage_candidates, "candidates.jsonl"),
   "best_of_n": (stage_best_of_n, "best_of_n.json"),
   "beam_search": (stage_beam_search, "beam_search.json"),
+  "red_team": (stage_red_team, "red_team.json"),
   "report": (stage_report, "report.json"),
 }
 
