@@ -125,6 +125,14 @@ def base_config() -> mlc.ConfigDict:
   c.eval.temperature = 1.0
   c.eval.batch_size = 64
 
+  # A learned reward model instead of (or mixed with) the verifier; the verifier then runs
+  # beside it as the gold check (`reward/proxy`, `reward/gold`, `reward/hack_gap`).
+  c.reward = mlc.ConfigDict()
+  c.reward.rm_dir = ""  # A `process.train_rm` workdir; empty: the verifier alone rewards.
+  c.reward.rm_aggregate = "last"  # Step probabilities -> one score: min, product, last.
+  c.reward.rm_weight = 1.0
+  c.reward.verifier_weight = 0.0
+
   c.log_every = 1
   c.checkpoint_every = 50
   c.keep_checkpoints = 3
@@ -212,6 +220,7 @@ def validate(c: mlc.ConfigDict, mesh=None) -> None:
   _validate_choices(c)
   _validate_sizes(c)
   _validate_optimizers(c)
+  _validate_reward(c)
   _validate_algorithm(c)
   if mesh is not None:
     _validate_mesh_fit(c, mesh.shape["data"] * mesh.shape["fsdp"])
@@ -310,6 +319,26 @@ def _validate_optimizers(c: mlc.ConfigDict) -> None:
     _fail("log_every", f"is {c.log_every}", "set it to at least 1")
   if c.keep_checkpoints is not None and c.keep_checkpoints < 1:
     _fail("keep_checkpoints", f"is {c.keep_checkpoints}", "keep at least 1 (or None: all)")
+
+
+def _validate_reward(c: mlc.ConfigDict) -> None:
+  """A learned reward names a reward-model run, a known aggregate and a usable mixture."""
+  r = c.reward
+  if not r.rm_dir:
+    return
+  if not os.path.isdir(os.path.join(r.rm_dir, "checkpoints")):
+    _fail(
+      "reward.rm_dir",
+      f"is {r.rm_dir!r}, which holds no checkpoints/",
+      "pass the --workdir of a `python -m jaxrl_verify.process.train_rm` run",
+    )
+  _check_choice("reward.rm_aggregate", r.rm_aggregate, ("min", "product", "last"))
+  if r.rm_weight < 0 or r.verifier_weight < 0 or r.rm_weight + r.verifier_weight == 0:
+    _fail(
+      "reward.rm_weight",
+      f"and reward.verifier_weight are {r.rm_weight} and {r.verifier_weight}",
+      "use non-negative weights, not both 0",
+    )
 
 
 def _validate_algorithm(c: mlc.ConfigDict) -> None:

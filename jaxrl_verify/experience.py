@@ -187,6 +187,7 @@ class Experience:
     tokenizer: decodes completions for the verifiers.
     mesh: the device mesh (global arrays are sharded over its batch axes).
     policy_graphdef, value_graphdef: the models' graph definitions (value None without a critic).
+    reward_source: what rewards the policy; default the verifier pool.
   """
 
   def __init__(
@@ -200,11 +201,12 @@ class Experience:
     mesh,
     policy_graphdef,
     value_graphdef,
+    reward_source: rewards_lib.RewardSource | None = None,
   ):
     self.cfg, self.sampler, self.sampling = cfg, sampler, sampling
     self.tokenizer, self.mesh = tokenizer, mesh
     self.scorer = DeviceScorer(policy_graphdef, value_graphdef, cfg)
-    self.reward_source: rewards_lib.RewardSource = rewards_lib.VerifierRewards(
+    self.reward_source: rewards_lib.RewardSource = reward_source or rewards_lib.VerifierRewards(
       pool, cfg.verifier, cfg.shaping
     )
 
@@ -390,4 +392,18 @@ def round_metrics(
   }
   for status in _STATUSES:
     m[f"verify/frac_{status}"] = counts[status] / n
+  if rewards.proxy_g is not None:  # A learned reward trains: measure it against the verifier.
+    table = np.stack([rewards.proxy_g, rewards.gold_g, rewards.rm_scored_g], axis=1)
+    proxy_g, gold_g, scored_g = distributed.gather_rows(table.astype(np.float32)).T
+    both = (scored_g > 0) & np.isfinite(gold_g)
+    proxy = float(np.mean(proxy_g[both])) if both.any() else 0.0
+    gold = float(np.mean(gold_g[both])) if both.any() else 0.0
+    m.update(
+      {
+        "reward/proxy": proxy,
+        "reward/gold": gold,
+        "reward/hack_gap": proxy - gold,
+        "reward/rm_unscored_frac": float(np.mean(scored_g == 0)),
+      }
+    )
   return m

@@ -4,9 +4,9 @@ A source is started as soon as the completions exist (`start`) and finished late
 (`finish`), so the device work of the experience stage runs in between. Today's source
 is the host verifier pool (`VerifierRewards`): every completion is submitted at once,
 the pool's processes check them while the device computes reference logprobs and
-values, and `finish` blocks on the verdicts. Device reward models (PRMs, ORMs, a frozen
-reconstructor) are sources of the same shape: `start` dispatches their jitted forward
-(asynchronous), `finish` reads it back.
+values, and `finish` blocks on the verdicts. A frozen learned reward model is a source of
+the same shape (`learned_rewards.LearnedRewards`): it submits to the pool first, as the
+gold check, scores on the device meanwhile, and reports both.
 
 Rewards are this process's rows, on the host; shaping that depends only on verdicts
 and lengths (failure masking, DAPO's overlong penalty and filter) happens here, before
@@ -60,12 +60,20 @@ class Rewards:
     valid_g: bool [g] False where the reward cannot be trusted (masked out of the loss).
     verdicts: the verifier's verdict of each generation (status, raw reward, latency).
     wait_s: seconds the host waited for the source after the device work was dispatched.
+    proxy_g: float32 [g] or None; a learned reward's score when one trains the policy
+      (`learned_rewards`), logged as `reward/proxy`.
+    gold_g: float32 [g] or None; the verifier's raw reward beside a learned one (NaN where
+      the check failed), logged as `reward/gold`; never trained on.
+    rm_scored_g: bool [g] or None; False where the reward model could not read the row.
   """
 
   reward_g: np.ndarray
   valid_g: np.ndarray
   verdicts: list[Verdict]
   wait_s: float
+  proxy_g: np.ndarray | None = None
+  gold_g: np.ndarray | None = None
+  rm_scored_g: np.ndarray | None = None
 
 
 class RewardSource(Protocol):

@@ -349,9 +349,11 @@ def jitted_update(config, policy_graphdef, value_graphdef, txs: Optimizers):
 def experience_collector(
   config, run: Prepared, sampler_: Sampler, pool, policy_graphdef, value_graphdef
 ) -> experience.Experience:
-  """The experience stage of the run: sample, rewards from `pool`, device scores, batch."""
+  """The experience stage of the run: sample, rewards from `pool` (or a learned reward
+  model with `pool` as its gold check), device scores, batch."""
+  exp_cfg = experience_config(config, run.task.verifier)
   return experience.Experience(
-    experience_config(config, run.task.verifier),
+    exp_cfg,
     sampler=sampler_,
     sampling=sampling_params(config),
     pool=pool,
@@ -359,6 +361,26 @@ def experience_collector(
     mesh=run.mesh,
     policy_graphdef=policy_graphdef,
     value_graphdef=value_graphdef,
+    reward_source=reward_source(config, exp_cfg, pool),
+  )
+
+
+def reward_source(config, exp_cfg: experience.ExperienceConfig, pool):
+  """`config.reward.rm_dir` set: a frozen reward model trains the policy, the verifier
+  pool is its gold check (`learned_rewards`); unset: None, the verifier pool alone."""
+  r = config.reward
+  if not r.rm_dir:
+    return None
+  from jaxrl_verify import learned_rewards
+
+  return learned_rewards.LearnedRewards(
+    pool,
+    exp_cfg.verifier,
+    exp_cfg.shaping,
+    r.rm_dir,
+    aggregate=r.rm_aggregate,
+    rm_weight=r.rm_weight,
+    verifier_weight=r.verifier_weight,
   )
 
 
