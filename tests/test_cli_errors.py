@@ -19,6 +19,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
       "config.rollout.group_size",
     ),
     (
+      "jaxrl_verify.compile_check",
+      ["--config=configs/quickstart.py", "--topology=nope"],
+      "--topology='nope' is not an accelerator type",
+    ),
+    (
       "jaxrl_verify.process.train_rm",
       ["--config=configs/prm_stepwise.py:runlocal", "--config.rm.head=nope"],
       "config.rm.head",
