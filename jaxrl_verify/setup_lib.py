@@ -371,6 +371,12 @@ def reward_source(config, exp_cfg: experience.ExperienceConfig, pool):
   r = config.reward
   if not r.rm_dir:
     return None
+  if jax.process_count() > 1:
+    # Each host would score its own rows with parameters placed on the global mesh.
+    raise ValueError(
+      "config.reward.rm_dir (a learned reward) runs in a single process for now; run on "
+      "one host, or leave reward.rm_dir empty."
+    )
   from jaxrl_verify import learned_rewards
 
   return learned_rewards.LearnedRewards(
