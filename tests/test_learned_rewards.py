@@ -2,13 +2,12 @@
 (recomputed directly), the verifier runs beside it as gold, rows it cannot read are
 masked, and a run logs proxy, gold and the hack gap."""
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
+from config_files import load_config
 
 from jaxrl_verify import config_lib, learned_rewards, train
 from jaxrl_verify import rewards as rewards_lib
@@ -17,14 +16,9 @@ from jaxrl_verify.process import rm, rm_setup, rm_trainer
 from jaxrl_verify.types import PromptBatch
 from jaxrl_verify.verifiers.pool import VerifierPool
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
 
 def _config(name, arg="runlocal"):
-  spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return load_config(name, arg)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ N steps straight must equal N/2 steps + resume + N/2 steps, bit for bit on CPU
 run whose newest checkpoint was truncated (it resumes from the intact one before it).
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -15,6 +14,7 @@ import threading
 import jax
 import numpy as np
 import pytest
+from config_files import load_config
 
 from jaxrl_verify import config_lib, train
 from jaxrl_verify.data import pipeline, tasks
@@ -32,13 +32,6 @@ DESIGN_KEYS = (
   "time/update",
   "tokens_per_s",
 )
-
-
-def load_config(name: str, arg: str | None = None):
-  spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 @pytest.fixture(scope="module")
