@@ -17,9 +17,12 @@ never crashes a run. `Rewards.proxy_g` and `gold_g` carry both signals so every 
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from jaxrl_verify import rewards as rewards_lib
+from jaxrl_verify.process import rm, rm_setup
+from jaxrl_verify.process import steps as steps_lib
 from jaxrl_verify.rl import shaping
 
 AGGREGATES = ("min", "product", "last")
@@ -44,11 +47,6 @@ class LearnedRewards:
     rm_weight: float = 1.0,
     verifier_weight: float = 0.0,
   ):
-    import jax
-
-    from jaxrl_verify.process import rm, rm_setup
-    from jaxrl_verify.process import steps as steps_lib
-
     if aggregate not in AGGREGATES:
       raise ValueError(f"Unknown RM aggregate {aggregate!r}; choose one of {AGGREGATES}.")
     self.gold = rewards_lib.VerifierRewards(pool, verifier, shaping_cfg)
@@ -56,7 +54,6 @@ class LearnedRewards:
     self.fmt = steps_lib.step_format(self.rc.data.step_format)
     self.score_fn = jax.jit(rm.make_score_fn(graphdef))
     self.aggregate, self.rm_weight, self.verifier_weight = aggregate, rm_weight, verifier_weight
-    self._rm = rm
 
   def start(self, completions: rewards_lib.Completions):
     tickets = self.gold.start(completions)  # The pool verifies while the RM scores.
@@ -92,7 +89,7 @@ class LearnedRewards:
       if not steps:
         continue  # No step: score 0, a real (bad) answer.
       prompt = completions.prompts.prompts[completions.prompt_of(i)]
-      too_long = self._rm.packed_length(self.tokenizer, prompt, steps, self.fmt) > max_len
+      too_long = rm.packed_length(self.tokenizer, prompt, steps, self.fmt) > max_len
       if too_long or len(steps) > max_steps:
         scored_g[i] = False
         continue
@@ -100,7 +97,7 @@ class LearnedRewards:
       prompts.append(prompt)
       solutions.append(steps)
     if rows:
-      probs = self._rm.score_solutions(
+      probs = rm.score_solutions(
         self.score_fn,
         self.params,
         self.tokenizer,
@@ -112,5 +109,5 @@ class LearnedRewards:
         batch_size=self.rc.eval.batch_size,
       )
       for i, p in zip(rows, probs):
-        proxy_g[i] = self._rm.solution_score(p, self.aggregate)
+        proxy_g[i] = rm.solution_score(p, self.aggregate)
     return proxy_g, scored_g
