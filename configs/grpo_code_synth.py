@@ -11,6 +11,13 @@ never masked as a pool timeout.
 
   python -m jaxrl_verify.train --config=configs/grpo_code_synth.py --workdir=/tmp/grpo_code
 
+Measured on the 2-core CPU (2026-12-03, this config, 100 held-out tasks judged on their
+hidden tests): greedy accuracy 0.73 -> 0.78 after 200 GRPO steps (+5 points, within the
+noise of 100 tasks), pass@4 0.84 -> 0.80, maj@4 0.80 -> 0.78. Training reward on the
+visible asserts 0.55 -> 0.81 (mean of the first / last 20 steps) and on the hidden ones
+0.54 -> 0.80: no gap opened between them, so the policy did not game the tests it sees.
+3268 s, with other jobs on the cores for much of it.
+
 `:runlocal` shrinks it to a CPU smoke test of every stage:
 
   python -m jaxrl_verify.train --config=configs/grpo_code_synth.py:runlocal \
