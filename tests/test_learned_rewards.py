@@ -17,15 +17,11 @@ from jaxrl_verify.types import PromptBatch
 from jaxrl_verify.verifiers.pool import VerifierPool
 
 
-def _config(name, arg="runlocal"):
-  return load_config(name, arg)
-
-
 @pytest.fixture(scope="module")
 def rm_dir(tmp_path_factory):
   """A real (tiny) reward model: `configs/prm_stepwise.py:runlocal`, trained for 6 steps."""
   workdir = tmp_path_factory.mktemp("rm")
-  rm_trainer.train_rm(_config("prm_stepwise"), str(workdir))
+  rm_trainer.train_rm(load_config("prm_stepwise", "runlocal"), str(workdir))
   return str(workdir)
 
 
@@ -86,7 +82,7 @@ def test_scores_are_the_reward_models_and_gold_is_the_verifiers(rm_dir):
 
 
 def test_a_run_trained_by_a_learned_reward_logs_the_hack_gap(rm_dir, tmp_path):
-  config = _config("quickstart")
+  config = load_config("quickstart", "runlocal")
   with config.unlocked():
     config.total_steps = 2
     config.reward.rm_dir = rm_dir

@@ -13,7 +13,16 @@ import numpy as np
 
 from jaxrl_verify.files import check_output_path, decode_line
 
-__all__ = ["check_output_path", "decode_line", "read_jsonl", "write_jsonl_atomically"]
+__all__ = [
+  "check_output_path",  # Re-exported from `files` for the CLIs that read JSONL here.
+  "decode_line",
+  "length_batches",
+  "read_jsonl",
+  "round_up",
+  "token_ids",
+  "write_jsonl",
+  "write_jsonl_atomically",
+]
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
