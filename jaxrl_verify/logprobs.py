@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxrl_verify import files
 from jaxrl_verify.models import scoring
 from jaxrl_verify.sampler import jsonl
 
@@ -66,7 +67,8 @@ def score_records(loaded, records, path, *, batch_size: int, pad_multiple: int) 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  try:
+
+  def body() -> str:
     from jaxrl_verify.models.io import load_model
 
     jsonl.check_output_path(args.input, args.output)
@@ -76,11 +78,9 @@ def main(argv=None) -> int:
       loaded, records, args.input, batch_size=args.batch_size, pad_multiple=args.pad_multiple
     )
     jsonl.write_jsonl_atomically(args.output, records)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {len(records)} lines to {args.output}", file=sys.stderr)
-  return 0
+    return f"wrote {len(records)} lines to {args.output}"
+
+  return files.run_cli("logprobs", body)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,23 @@ def quiet_libraries() -> None:
     handler.addFilter(_OwnInfoOnly())
 
 
-def run_summary(workdir: str, *, wall_s: float) -> str:
+def run_summary(workdir: str, *, wall_s: float, stopped_at: int | None = None) -> str:
   """A few lines saying what a run did, read back from its `metrics.jsonl`.
 
   Held-out accuracy (greedy) and pass@k before RL (the first eval) and after (the last),
   the steps run, the wall time of this invocation and where every output lives.
+  `stopped_at`: the step a signal or `stop_after` stopped the run at, before its end.
   """
   records = metrics_lib.read_metrics(workdir)
   evals = [r for r in records if "eval/accuracy" in r]
   steps = max((r["step"] for r in records), default=0)
-  lines = [f"Done: {steps} RL steps in {workdir} ({wall_s:.0f} s this run)."]
+  if stopped_at is None:
+    lines = [f"Done: {steps} RL steps in {workdir} ({wall_s:.0f} s this run)."]
+  else:
+    lines = [
+      f"Stopped at step {stopped_at} in {workdir} ({wall_s:.0f} s this run); "
+      "rerun the same command to resume."
+    ]
   if evals:
     first, last = evals[0], evals[-1]
     lines.append(_change("held-out accuracy (greedy)", "eval/accuracy", first, last))

@@ -18,6 +18,7 @@ import numpy as np
 # so plotting from a training loop or a headless host never needs a display.
 from matplotlib.figure import Figure
 
+from jaxrl_verify import files
 from jaxrl_verify.metrics import read_metrics
 
 OUTPUT_FILE = "reward_curve.png"
@@ -113,13 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not 0.0 <= args.smoothing < 1.0:
     parser.error(f"--smoothing must be in [0, 1), got {args.smoothing}")
-  try:
-    path = plot_reward_curve(args.workdir, smoothing=args.smoothing)
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  print(path)
-  return 0
+  return files.run_cli("plot", lambda: plot_reward_curve(args.workdir, smoothing=args.smoothing))
 
 
 if __name__ == "__main__":

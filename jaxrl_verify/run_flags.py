@@ -13,6 +13,8 @@ from collections.abc import Callable
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxrl_verify import files
+
 CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config file, e.g. configs/quickstart.py[:runlocal]."
 )
@@ -27,14 +29,27 @@ USER_ERRORS = (ValueError, OSError, RuntimeError)
 def run(main: Callable[[list[str]], object]) -> None:
   """`absl.app.run(main)`, except that a `USER_ERRORS` exception ends the process with its
   one-sentence message as the last line shown (exit status 1), after the traceback has
-  gone to the log for whoever debugs it."""
+  gone to the log for whoever debugs it; Ctrl-C ends it with a sentence too (status 130).
+
+  A run's outputs are checkpoints and files written atomically, so an interrupted run
+  resumes from its newest intact checkpoint when started again with the same command.
+  """
 
   def guarded(argv: list[str]) -> object:
     try:
       return main(argv)
+    except KeyboardInterrupt:
+      print(
+        "\nError: interrupted; what was complete is kept in --workdir (checkpoints and "
+        "files are written whole), rerun the same command to go on.",
+        file=sys.stderr,
+        flush=True,
+      )
+      sys.exit(files.EXIT_INTERRUPTED)
     except USER_ERRORS as e:
       logging.error("The run stopped on this exception:", exc_info=True)
-      print(f"\nError: {e}", file=sys.stderr, flush=True)
+      message = files.out_of_memory_message(e) if "RESOURCE_EXHAUSTED" in str(e) else e
+      print(f"\nError: {message}", file=sys.stderr, flush=True)
       sys.exit(1)
 
   app.run(guarded)

@@ -20,6 +20,7 @@ import sys
 import jax
 import numpy as np
 
+from jaxrl_verify import files
 from jaxrl_verify.sampler import Sampler, SamplingParams, jsonl
 
 
@@ -133,7 +134,8 @@ def sample_records(loaded, records, prompts, args) -> None:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  try:
+
+  def body() -> str:
     from jaxrl_verify.models.io import load_model
 
     jsonl.check_output_path(args.input, args.output)
@@ -142,11 +144,9 @@ def main(argv=None) -> int:
     prompts = prompt_ids(records, args.input, loaded, args.add_bos)
     sample_records(loaded, records, prompts, args)
     jsonl.write_jsonl_atomically(args.output, records)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {len(records)} lines to {args.output}", file=sys.stderr)
-  return 0
+    return f"wrote {len(records)} lines to {args.output}"
+
+  return files.run_cli("sample", body)
 
 
 if __name__ == "__main__":

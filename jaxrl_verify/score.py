@@ -19,7 +19,6 @@ import collections
 import importlib
 import importlib.util
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -69,7 +68,7 @@ def _check_verifier(name: str, imports: list[str]) -> None:
   for module in imports:
     importlib.import_module(module)
   if name not in base.names():
-    raise SystemExit(
+    raise ValueError(
       f"Unknown --verifier={name!r}; choose one of {base.names()} or pass the module "
       "that registers it with --imports."
     )
@@ -88,14 +87,12 @@ def score_file(
   start = time.perf_counter()
   timeout_s = timeout_s or DEFAULT_TIMEOUT_S.get(verifier, 5.0)
   entries: list[tuple[dict[str, Any], int | Verdict]] = []
-  try:
-    files.check_output_path(input_path, output_path)
-  except ValueError as e:
-    raise SystemExit(str(e)) from e
+  files.check_output_path(input_path, output_path)
+  files.check_input_file(input_path)
   try:
     infile = open(input_path, "rb")  # noqa: SIM115 - closed below.
   except OSError as e:
-    raise SystemExit(f"Cannot read --input={input_path!r}: {e.strerror}; check the path.") from e
+    raise OSError(f"Cannot read --input {input_path}: {e.strerror}; check the path.") from e
   pool = VerifierPool(workers, timeout_s, memory_mb or None, imports=imports)
   try:
     with infile:
@@ -113,16 +110,16 @@ def score_file(
         entries.append(
           (obj, pool.submit(verifier, obj["completion"], obj.get("reference"), fields))
         )
+    if not entries:
+      raise ValueError(f"--input {input_path} holds no lines; add one JSON object per line.")
     counts: collections.Counter[str] = collections.Counter()
     # Written under a temporary name and renamed when complete: an interrupted run never
     # leaves a partial file that looks like a finished one.
-    tmp = f"{output_path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as out:
+    with files.atomic_output(output_path) as out:
       for obj, pending in entries:
         verdict = pending if isinstance(pending, Verdict) else pool.result(pending)
         counts[verdict.status] += 1
         out.write(json.dumps({**obj, **verdict.to_json()}) + "\n")
-    os.replace(tmp, output_path)
     stats = pool.stats()
   finally:
     pool.close()
@@ -151,18 +148,21 @@ def main(argv: list[str] | None = None) -> int:
   if args.workers < 1:
     parser.error(f"--workers must be at least 1, got {args.workers}")
   imports = tuple(m for m in args.imports.split(",") if m)
-  _check_verifier(args.verifier, list(imports))
-  summary = score_file(
-    args.verifier,
-    args.input,
-    args.output,
-    args.workers,
-    args.timeout,
-    args.memory_mb,
-    imports,
-  )
-  print(json.dumps(summary), file=sys.stderr)
-  return 0
+
+  def body() -> str:
+    _check_verifier(args.verifier, list(imports))
+    summary = score_file(
+      args.verifier,
+      args.input,
+      args.output,
+      args.workers,
+      args.timeout,
+      args.memory_mb,
+      imports,
+    )
+    return json.dumps(summary)
+
+  return files.run_cli("score", body)
 
 
 if __name__ == "__main__":

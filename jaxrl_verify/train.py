@@ -107,6 +107,7 @@ def train_and_evaluate(
   # ---------------------------------------------------------------- the loop
   metrics: dict[str, float] = {}
   failed_steps = nonfinite_steps = 0
+  stopped_at = None
   try:
     with ckpt_lib.PreemptionGuard() as guard:
       for step in range(start + 1, config.total_steps + 1):
@@ -146,6 +147,7 @@ def train_and_evaluate(
         if stop:
           why = guard.signal_name or "stop_after"
           logging.warning("Stopping at step %d (%s); resume with the same command.", step, why)
+          stopped_at = step
           break
     checkpointer.wait()
   finally:
@@ -155,7 +157,8 @@ def train_and_evaluate(
     pool.close()
   if distributed.is_main_process():
     plot.plot_reward_curve(workdir)
-    print(logs.run_summary(workdir, wall_s=time.perf_counter() - t_start), flush=True)
+    wall_s = time.perf_counter() - t_start
+    print(logs.run_summary(workdir, wall_s=wall_s, stopped_at=stopped_at), flush=True)
   return state, metrics
 
 

@@ -122,8 +122,8 @@ def test_missing_directory_config_and_weights(tmp_path, capsys):
   os.remove(directory / "model.safetensors")
   with pytest.raises(FileNotFoundError, match="has neither model.safetensors nor"):
     import_hf.import_hf(directory, tmp_path / "out")
-  # The CLI prints the one sentence, no traceback, and exits with 1.
-  assert import_hf.main([str(directory), str(tmp_path / "out")]) == 1
+  # The CLI prints the one sentence, no traceback, and exits with 2.
+  assert import_hf.main([str(directory), str(tmp_path / "out")]) == 2
   err = capsys.readouterr().err.strip()
   assert err.startswith("import_hf: error:") and "\n" not in err and "Traceback" not in err
 

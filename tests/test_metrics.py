@@ -159,7 +159,7 @@ def test_plot_cli_without_metrics_fails_clearly(tmp_path):
   proc = subprocess.run(
     [sys.executable, "-m", "jaxrl_verify.plot", str(tmp_path)], capture_output=True, text=True
   )
-  assert proc.returncode == 1
+  assert proc.returncode == 2
   assert "error: No metrics.jsonl in" in proc.stderr and "Traceback" not in proc.stderr
   (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
   with pytest.raises(ValueError, match="has none of"):

@@ -6,8 +6,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 from jaxrl_verify import score
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -70,12 +68,13 @@ def test_fields_and_timeout_reach_the_verifier(tmp_path):
   assert row["status"] == "timeout" and "0.3 s" in row["reason"]
 
 
-def test_bad_arguments_fail_with_one_clear_sentence(tmp_path):
+def test_bad_arguments_fail_with_one_clear_sentence(tmp_path, capsys):
   out = str(tmp_path / "out.jsonl")
-  with pytest.raises(SystemExit, match="Unknown --verifier='nope'"):
-    score.main(["--verifier=nope", f"--input={os.devnull}", f"--output={out}"])
-  with pytest.raises(SystemExit, match="Cannot read --input"):
-    score.main(["--verifier=math", f"--input={tmp_path / 'missing.jsonl'}", f"--output={out}"])
+  assert score.main(["--verifier=nope", f"--input={os.devnull}", f"--output={out}"]) == 2
+  assert "Unknown --verifier='nope'" in capsys.readouterr().err
+  missing = tmp_path / "missing.jsonl"
+  assert score.main(["--verifier=math", f"--input={missing}", f"--output={out}"]) == 2
+  assert f"--input {missing} does not exist" in capsys.readouterr().err
   assert score.DEFAULT_TIMEOUT_S["code"] >= 30
 
 
@@ -108,7 +107,7 @@ def test_code_verifier_lines_need_no_reference(tmp_path):
   assert rows[1]["reward"] == 0.0 and rows[1]["reason"].startswith("exits-early")
 
 
-def test_invalid_utf8_line_is_a_verdict_and_the_input_is_never_the_output(tmp_path):
+def test_invalid_utf8_line_is_a_verdict_and_the_input_is_never_the_output(tmp_path, capsys):
   src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
   src.write_bytes(
     b'{"completion": "\\\\boxed{1}", "reference": "1"}\n'
@@ -121,8 +120,8 @@ def test_invalid_utf8_line_is_a_verdict_and_the_input_is_never_the_output(tmp_pa
   assert [r["status"] for r in rows] == ["ok", "invalid", "ok"]
   assert "line 2 is not valid UTF-8" in rows[1]["reason"]
   assert [p.name for p in tmp_path.iterdir() if ".tmp." in p.name] == []  # Renamed whole.
-  with pytest.raises(SystemExit, match="is the input file"):
-    score.main(["--verifier=math", f"--input={src}", f"--output={src}"])
-  with pytest.raises(SystemExit, match="is a directory"):
-    score.main(["--verifier=math", f"--input={src}", f"--output={tmp_path}"])
+  assert score.main(["--verifier=math", f"--input={src}", f"--output={src}"]) == 2
+  assert "is the input file" in capsys.readouterr().err
+  assert score.main(["--verifier=math", f"--input={src}", f"--output={tmp_path}"]) == 2
+  assert "is a directory" in capsys.readouterr().err
   assert src.read_bytes() == before

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from safetensors.numpy import save_file
 
+from jaxrl_verify import files
 from jaxrl_verify.models import hf, io
 from jaxrl_verify.models.config import ModelConfig
 
@@ -51,13 +52,16 @@ def export_hf(ckpt_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: 
     for t in hf.tensors(cfg)
   }
   os.makedirs(out_dir, exist_ok=True)
-  save_file(tensors, weights_path, metadata={"format": "pt"})
-  with open(os.path.join(out_dir, "config.json"), "w") as f:
+  # Every file through a temporary name, the weights last: an interrupted export leaves no
+  # model.safetensors, so it never looks complete and a rerun is not refused.
+  with files.atomic_output(os.path.join(out_dir, "config.json")) as f:
     json.dump(hf_config, f, indent=2, sort_keys=True)
   if loaded.tokenizer is not None:  # tokenizer.model, or tokenizer.json + its config.
     for name, data in loaded.tokenizer.files().items():
-      with open(os.path.join(out_dir, name), "wb") as f:
+      with files.atomic_output(os.path.join(out_dir, name), "wb") as f:
         f.write(data)
+  with files.atomic_path(weights_path) as tmp:
+    save_file(tensors, tmp, metadata={"format": "pt"})
   return cfg
 
 
@@ -69,13 +73,12 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("out_dir", help="directory to write the HF checkpoint to")
   parser.add_argument("--arch", required=True, choices=sorted(hf.ARCH_CLASS))
   args = parser.parse_args(argv)
-  try:
+
+  def body() -> str:
     export_hf(args.ckpt_dir, args.out_dir, arch=args.arch)
-  except (FileNotFoundError, FileExistsError, ValueError) as e:
-    print(f"export_hf: error: {e}", file=sys.stderr)
-    return 1
-  print(f"Wrote {args.out_dir} ({args.arch})")
-  return 0
+    return f"Wrote {args.out_dir} ({args.arch})"
+
+  return files.run_cli("export_hf", body)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import jax
 from absl import logging
 from safetensors import safe_open
 
+from jaxrl_verify import files
 from jaxrl_verify.models import hf, io
 from jaxrl_verify.models.config import DTYPES, ModelConfig
 
@@ -57,13 +58,13 @@ def weight_map(hf_dir: str | os.PathLike) -> dict[str, str]:
   if os.path.exists(index_path):
     with open(index_path) as f:
       names = json.load(f).get("weight_map", {})
-    files = {name: os.path.join(hf_dir, file) for name, file in names.items()}
-    for file in sorted(set(files.values())):
+    shards = {name: os.path.join(hf_dir, file) for name, file in names.items()}
+    for file in sorted(set(shards.values())):
       if not os.path.exists(file):
         raise FileNotFoundError(
           f"{INDEX_FILE} lists the shard {os.path.basename(file)} but it is missing from {hf_dir}."
         )
-    return files
+    return shards
   if os.path.exists(single_path):
     with safe_open(single_path, framework="numpy") as f:
       names = f.keys()  # A safe_open handle is not iterable itself.
@@ -177,13 +178,12 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("out_dir", help="model directory to write")
   parser.add_argument("--dtype", choices=DTYPES, default=None, help="default: the checkpoint's")
   args = parser.parse_args(argv)
-  try:
+
+  def body() -> str:
     cfg = import_hf(args.hf_dir, args.out_dir, dtype=args.dtype)
-  except (FileNotFoundError, FileExistsError, ValueError) as e:
-    print(f"import_hf: error: {e}", file=sys.stderr)
-    return 1
-  print(f"Wrote {args.out_dir}: {json.dumps(cfg.to_dict())}")
-  return 0
+    return f"Wrote {args.out_dir}: {json.dumps(cfg.to_dict())}"
+
+  return files.run_cli("import_hf", body)
 
 
 if __name__ == "__main__":

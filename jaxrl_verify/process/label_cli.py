@@ -21,6 +21,7 @@ import sys
 
 import jax
 
+from jaxrl_verify import files
 from jaxrl_verify.process import label as label_lib
 from jaxrl_verify.process import steps as steps_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams, jsonl
@@ -62,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  try:
+
+  def body() -> str:
     from jaxrl_verify.models.io import load_model
     from jaxrl_verify.verifiers import base as verifiers
     from jaxrl_verify.verifiers.pool import VerifierPool
@@ -106,16 +108,13 @@ def main(argv=None) -> int:
       labelled = label_lib.label_solutions(solutions, counter, cfg)
     label_lib.add_labels(records, labelled)
     jsonl.write_jsonl_atomically(args.output, records)
-  except (ValueError, FileNotFoundError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  spent = sum(sum(r["rollouts"]) for r in records)
-  print(
-    f"labelled {len(records)} solutions ({sum(len(r['labels']) for r in records)} steps, "
-    f"{spent} rollouts, {counter.calls} sampler calls) into {args.output}",
-    file=sys.stderr,
-  )
-  return 0
+    spent = sum(sum(r["rollouts"]) for r in records)
+    return (
+      f"labelled {len(records)} solutions ({sum(len(r['labels']) for r in records)} steps, "
+      f"{spent} rollouts, {counter.calls} sampler calls) into {args.output}"
+    )
+
+  return files.run_cli("label_cli", body)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import sys
 
 import jax
 
+from jaxrl_verify import files
 from jaxrl_verify.process import rm, rm_setup
 from jaxrl_verify.process import steps as steps_lib
 from jaxrl_verify.sampler import jsonl
@@ -56,7 +57,8 @@ def read(path: str) -> list[dict]:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  try:
+
+  def body() -> str:
     records = read(args.input)
     c, tok, graphdef, params = rm_setup.restore(args.checkpoint, step=args.step)
     fmt = steps_lib.step_format(c.data.step_format)
@@ -76,11 +78,9 @@ def main(argv=None) -> int:
       r["step_scores"] = step_scores
       r["score"] = rm.solution_score(step_scores, args.aggregate)
     jsonl.write_jsonl_atomically(args.output, records)
-  except (ValueError, FileNotFoundError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(f"scored {len(records)} solutions into {args.output}", file=sys.stderr)
-  return 0
+    return f"scored {len(records)} solutions into {args.output}"
+
+  return files.run_cli("score_steps", body)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxrl_verify.files import check_output_path, decode_line
+from jaxrl_verify.files import atomic_output, check_input_file, check_output_path, decode_line
 
 __all__ = [
   "check_output_path",  # Re-exported from `files` for the CLIs that read JSONL here.
@@ -20,15 +20,13 @@ __all__ = [
   "read_jsonl",
   "round_up",
   "token_ids",
-  "write_jsonl",
   "write_jsonl_atomically",
 ]
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
   """One JSON object per non-blank line; a bad line is a one-sentence error naming it."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"Input file {path} does not exist; pass an existing .jsonl file.")
+  check_input_file(path)
   records = []
   with open(path, "rb") as f:
     for n, raw in enumerate(f, start=1):
@@ -49,15 +47,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_jsonl_atomically(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
-  """`write_jsonl` through a temporary file renamed when complete: an interrupted run never
-  leaves a partial file under `path`."""
-  tmp = f"{os.fspath(path)}.tmp.{os.getpid()}"
-  write_jsonl(tmp, records)
-  os.replace(tmp, path)
-
-
-def write_jsonl(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
-  with open(path, "w", encoding="utf-8") as f:
+  """The records as JSONL (without the `_line` bookkeeping), through a temporary file
+  renamed when complete: an interrupted or failed run (a full disk) never leaves a partial
+  file under `path`."""
+  with atomic_output(path) as f:
     for record in records:
       f.write(json.dumps({k: v for k, v in record.items() if k != "_line"}) + "\n")
 
