@@ -31,25 +31,16 @@ Also tried (seed 0): 600 warm-start steps on 2000 demonstrations with RL learnin
 the warm start alone taking 3.5 min.
 """
 
-import importlib.util
-import os
-
 import ml_collections as mlc
 
-
-def _quickstart(arg: str | None) -> mlc.ConfigDict:
-  """configs/quickstart.py's config (this experiment is the quickstart with the changes below)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quickstart.py")
-  spec = importlib.util.spec_from_file_location("quickstart_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+from jaxrl_verify import config_lib
 
 
 def get_config(arg: str | None = None) -> mlc.ConfigDict:
   if arg not in (None, "", "runlocal"):
     raise ValueError(f"Unknown config argument {arg!r}; use ':runlocal' or nothing.")
-  c = _quickstart(arg)  # Same policy, tokenizer, rollouts, GRPO and eval as the quickstart.
+  # Same policy, tokenizer, rollouts, GRPO and eval as the quickstart.
+  c = config_lib.sibling_config(__file__, "quickstart.py", arg)
   # RL and held-out eval on level 3; correct demonstrations of levels 1-2 only.
   c.task.options = mlc.ConfigDict({"size": "small", "difficulty": (3,)})
   c.sft.steps = 800

@@ -132,6 +132,30 @@ def base_config() -> mlc.ConfigDict:
   c.reward.rm_aggregate = "last"  # Step probabilities -> one score: min, product, last.
   c.reward.rm_weight = 1.0
   c.reward.verifier_weight = 0.0
+  # Or an outcome RM trained at the start of the run on the initial policy's verified
+  # samples (`reward_bootstrap`, into WORKDIR/reward_model): Gao et al.'s overoptimisation
+  # setup. On when `problems` > 0 (and `rm_dir` is empty).
+  c.reward.bootstrap = mlc.ConfigDict()
+  c.reward.bootstrap.problems = 0  # Train prompts sampled, rollout.group_size samples each.
+  c.reward.bootstrap.test_frac = 0.125  # Of those problems, held out for the RM's eval.
+  c.reward.bootstrap.step_format = "lines"  # How the RM splits a completion into steps.
+  c.reward.bootstrap.init_from_policy = True  # The ORM's backbone: the initial policy's.
+  c.reward.bootstrap.seed_offset = 1  # Its sample order and init seed: config.seed + this.
+  # The ORM's `process.train_rm` settings (these over `process.rm_config`'s defaults).
+  c.reward.bootstrap.rm = mlc.ConfigDict()
+  c.reward.bootstrap.rm.total_steps = 300
+  c.reward.bootstrap.rm.model = mlc.ConfigDict({"preset": "mini"})  # Unless init_from_policy.
+  c.reward.bootstrap.rm.rm = mlc.ConfigDict({"max_len": 256, "max_steps": 16})
+  c.reward.bootstrap.rm.optim = mlc.ConfigDict({"learning_rate": 1e-4, "batch_size": 32})
+  c.reward.bootstrap.rm.eval = mlc.ConfigDict({"every": 100, "batch_size": 32})
+  # An adversarial reward model (`audited_rewards`): every step the verifier labels `frac`
+  # of the batch (chosen by `select`) and the reward model is updated online on them.
+  c.reward.audit = mlc.ConfigDict()
+  c.reward.audit.frac = 0.0  # 0: off; e.g. 0.08 audits 8% of the completions.
+  c.reward.audit.select = "confident"  # `confident`, `uncertain` or `random` rows.
+  c.reward.audit.updates_per_step = 1
+  c.reward.audit.batch_size = 32  # Audited rows first, then replayed labels.
+  c.reward.audit.learning_rate = 1e-4
 
   c.log_every = 1
   c.checkpoint_every = 50
@@ -140,6 +164,18 @@ def base_config() -> mlc.ConfigDict:
   # skipped, the parameters left as they were) before the run stops.
   c.max_nonfinite_steps = 3
   return c
+
+
+def sibling_config(config_file: str, name: str, arg: str | None = None) -> mlc.ConfigDict:
+  """`get_config(arg)` of the config file `name` beside `config_file` (a config's
+  `__file__`): for an experiment defined as another one with changes."""
+  import importlib.util
+
+  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name)
+  spec = importlib.util.spec_from_file_location(f"sibling_config_{name[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
 
 
 def shrink_to_runlocal(c: mlc.ConfigDict) -> mlc.ConfigDict:
@@ -203,8 +239,15 @@ def chosen_hparams(section: mlc.ConfigDict, name: str) -> tuple[tuple[str, objec
 
 
 def needs_ref(c: mlc.ConfigDict) -> bool:
-  """Whether the run keeps a frozen reference policy (a KL term in the loss or reward)."""
-  return c.algo.kl_coef > 0 and c.algo.kl_placement != "none"
+  """Whether the run keeps a frozen copy of the initial policy: for a KL term in the loss or
+  reward, and whenever a learned reward trains (`kl_from_init`, the x-axis of Gao et al.'s
+  overoptimisation curves, is then logged every step)."""
+  return (c.algo.kl_coef > 0 and c.algo.kl_placement != "none") or learned_reward(c)
+
+
+def learned_reward(c: mlc.ConfigDict) -> bool:
+  """Whether a reward model (given, or trained at the start of the run) trains the policy."""
+  return bool(c.reward.rm_dir) or c.reward.bootstrap.problems > 0
 
 
 def _fail(field: str, problem: str, fix: str) -> None:
@@ -324,9 +367,31 @@ def _validate_optimizers(c: mlc.ConfigDict) -> None:
 def _validate_reward(c: mlc.ConfigDict) -> None:
   """A learned reward names a reward-model run, a known aggregate and a usable mixture."""
   r = c.reward
-  if not r.rm_dir:
+  if r.bootstrap.problems < 0 or not 0 < r.bootstrap.test_frac < 1:
+    _fail(
+      "reward.bootstrap",
+      f"has problems={r.bootstrap.problems}, test_frac={r.bootstrap.test_frac}",
+      "use problems >= 0 (0: off) and test_frac in (0, 1)",
+    )
+  if r.rm_dir and r.bootstrap.problems:
+    _fail(
+      "reward.rm_dir",
+      f"is {r.rm_dir!r} and reward.bootstrap.problems is {r.bootstrap.problems}",
+      "give a trained reward model or have one trained at the start, not both",
+    )
+  if r.audit.frac and not learned_reward(c):
+    _fail("reward.audit.frac", f"is {r.audit.frac}", "audit a learned reward (set reward.rm_dir)")
+  if not learned_reward(c):
     return
-  if not os.path.isdir(os.path.join(r.rm_dir, "checkpoints")):
+  if not 0 <= r.audit.frac <= 1 or r.audit.updates_per_step < 1 or r.audit.batch_size < 1:
+    _fail(
+      "reward.audit",
+      f"has frac={r.audit.frac}, updates_per_step={r.audit.updates_per_step}, "
+      f"batch_size={r.audit.batch_size}",
+      "use frac in [0, 1] and positive updates_per_step and batch_size",
+    )
+  _check_choice("reward.audit.select", r.audit.select, ("confident", "uncertain", "random"))
+  if r.rm_dir and not os.path.isdir(os.path.join(r.rm_dir, "checkpoints")):
     _fail(
       "reward.rm_dir",
       f"is {r.rm_dir!r}, which holds no checkpoints/",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import numpy as np
@@ -89,17 +89,26 @@ def evaluate(
   rng,
   mesh,
   num_examples: int,
+  proxy: Callable[[PromptBatch, list[str]], np.ndarray] | None = None,
 ) -> dict[str, float]:
   """Evaluates `policy_state` on up to `num_examples` problems from `batches`.
+
+  Args:
+    proxy: when a learned reward trains the policy, its score of each greedy completion
+      (float [b], NaN where it cannot score one): logged beside the gold check.
 
   Returns:
     Flat metrics: `eval/accuracy` (greedy), `eval/pass@k`, `eval/maj@k`,
     `eval/invalid_frac` (greedy completions with no single well-formed answer),
-    `eval/response_length` and `eval/num_examples`.
+    `eval/response_length` and `eval/num_examples`; with `proxy`, also `eval/proxy` (the
+    mean learned reward of the greedy completions), `eval/gold_accuracy` (the verifier's
+    verdict of the same completions: `eval/accuracy`) and `eval/hack_gap` (their
+    difference).
   """
   greedy = SamplingParams(temperature=0.0)
   sampled = SamplingParams(temperature=temperature)
   correct, passed, majority, invalid, lengths, n = 0, 0, 0, 0, [], 0
+  proxy_sum, proxy_n = 0.0, 0
   for batch in batches:
     if n >= num_examples:  # n counts all processes' examples: every process stops together.
       break
@@ -109,7 +118,7 @@ def evaluate(
     keep_p = np.clip(num_examples - n - (np.cumsum(real_p) - real_p), 0, real_p)
     real = int(keep_p[jax.process_index()])
     rng, greedy_rng, sample_rng = jax.random.split(rng, 3)
-    _, verdicts, length_b = _sample_and_verify(
+    texts, verdicts, length_b = _sample_and_verify(
       sampler,
       policy_state,
       batch,
@@ -122,6 +131,10 @@ def evaluate(
       mesh=mesh,
     )
     correct += sum(v.status == "ok" for v in verdicts[:real])
+    if proxy is not None and real:
+      scores_b = np.asarray(proxy(batch, texts), np.float64)[:real]
+      proxy_sum += float(np.nansum(scores_b))
+      proxy_n += int(np.isfinite(scores_b).sum())
     invalid += sum(v.status == "invalid" for v in verdicts[:real])
     lengths.extend(length_b[:real].tolist())
     if k > 1:
@@ -148,8 +161,8 @@ def evaluate(
           passed += any(v.status == "ok" for _, v in group)
           majority += _majority_correct(verifier, group)
     n += int(keep_p.sum())
-  correct, invalid, passed, majority, length_sum = distributed.all_sum(
-    np.array([correct, invalid, passed, majority, sum(lengths)], np.float64)
+  correct, invalid, passed, majority, length_sum, proxy_sum, proxy_n = distributed.all_sum(
+    np.array([correct, invalid, passed, majority, sum(lengths), proxy_sum, proxy_n], np.float64)
   ).tolist()
   metrics = {
     "eval/accuracy": correct / max(n, 1),
@@ -160,6 +173,10 @@ def evaluate(
   if k > 1:
     metrics[f"eval/pass@{k}"] = passed / max(n, 1)
     metrics[f"eval/maj@{k}"] = majority / max(n, 1)
+  if proxy is not None:
+    metrics["eval/proxy"] = proxy_sum / max(proxy_n, 1)
+    metrics["eval/gold_accuracy"] = metrics["eval/accuracy"]
+    metrics["eval/hack_gap"] = metrics["eval/proxy"] - metrics["eval/gold_accuracy"]
   return metrics
 
 

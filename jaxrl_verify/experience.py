@@ -116,7 +116,14 @@ class DeviceScorer:
       )
       return estimator(inputs)
 
+    @jax.jit
+    def kl_from_init(logp_gt, ref_logp_gt, mask_gt):
+      # KL(policy || initial policy) of whole completions, nats: the k1 estimate on the
+      # rollout's own samples (unbiased at sampling temperature 1), Gao et al.'s x-axis.
+      return jnp.mean(jnp.sum(jnp.where(mask_gt, logp_gt - ref_logp_gt, 0.0), axis=1))
+
     self.ref_logp, self.values, self.advantages = ref_logp, values, advantages
+    self.kl_from_init = kl_from_init
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +292,11 @@ class Experience:
     verify_s = time.perf_counter() - t0
     batch = self.assemble(samples, scores, rewards)
     metrics = round_metrics(samples.completions, rewards, samples.sample_s, verify_s)
+    if self.cfg.needs_ref:
+      r = samples.rollout
+      metrics["kl_from_init"] = float(
+        self.scorer.kl_from_init(r.logp_gt, scores.ref_logp_gt, r.mask_gt)
+      )
     return Round(batch, samples, rewards, metrics)
 
   # ------------------------------------------------------------------- dynamic sampling
@@ -406,4 +418,5 @@ def round_metrics(
         "reward/rm_unscored_frac": float(np.mean(scored_g == 0)),
       }
     )
+  m.update(rewards.metrics or {})  # Single-process sources only (learned rewards, for now).
   return m

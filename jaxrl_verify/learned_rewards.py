@@ -24,6 +24,7 @@ from jaxrl_verify import rewards as rewards_lib
 from jaxrl_verify.process import rm, rm_setup
 from jaxrl_verify.process import steps as steps_lib
 from jaxrl_verify.rl import shaping
+from jaxrl_verify.types import PromptBatch
 
 AGGREGATES = ("min", "product", "last")
 
@@ -31,7 +32,9 @@ AGGREGATES = ("min", "product", "last")
 class LearnedRewards:
   """Args:
   pool, verifier, shaping_cfg: the gold check (as `rewards.VerifierRewards`).
-  rm_dir: a `python -m jaxrl_verify.process.train_rm` workdir (its newest intact step).
+  rm_dir: a `python -m jaxrl_verify.process.train_rm` workdir (its newest intact step),
+    restored on first use (a run may train it after building this source:
+    `reward_bootstrap`).
   aggregate: how step probabilities become one score (`AGGREGATES`).
   rm_weight, verifier_weight: the training reward's mixture.
   """
@@ -50,10 +53,17 @@ class LearnedRewards:
     if aggregate not in AGGREGATES:
       raise ValueError(f"Unknown RM aggregate {aggregate!r}; choose one of {AGGREGATES}.")
     self.gold = rewards_lib.VerifierRewards(pool, verifier, shaping_cfg)
-    self.rc, self.tokenizer, graphdef, self.params = rm_setup.restore(rm_dir)
-    self.fmt = steps_lib.step_format(self.rc.data.step_format)
-    self.score_fn = jax.jit(rm.make_score_fn(graphdef))
+    self.rm_dir = rm_dir
     self.aggregate, self.rm_weight, self.verifier_weight = aggregate, rm_weight, verifier_weight
+    self._restored = False
+
+  def _restore(self) -> None:
+    if not self._restored:
+      self.rc, self.tokenizer, graphdef, self.params = rm_setup.restore(self.rm_dir)
+      self._graphdef = graphdef
+      self.fmt = steps_lib.step_format(self.rc.data.step_format)
+      self.score_fn = jax.jit(rm.make_score_fn(graphdef))
+      self._restored = True
 
   def start(self, completions: rewards_lib.Completions):
     tickets = self.gold.start(completions)  # The pool verifies while the RM scores.
@@ -78,8 +88,19 @@ class LearnedRewards:
       rm_scored_g=scored_g,
     )
 
+  def score_texts(self, prompts: PromptBatch, texts: list[str]) -> np.ndarray:
+    """float [b] RM scores of one completion per prompt (held-out eval), NaN where the RM
+    cannot read one."""
+    b = len(texts)
+    completions = rewards_lib.Completions(
+      prompts, texts, np.zeros(b, np.int32), np.ones(b, bool), max_new_tokens=0, group_size=1
+    )
+    proxy_g, scored_g = self.score(completions)
+    return np.where(scored_g, proxy_g, np.nan)
+
   def score(self, completions: rewards_lib.Completions) -> tuple[np.ndarray, np.ndarray]:
     """(float32 [g] RM scores, bool [g] whether the RM could read the completion)."""
+    self._restore()
     g = len(completions.texts)
     proxy_g, scored_g = np.zeros(g, np.float32), np.ones(g, bool)
     max_len, max_steps = self.rc.rm.max_len, self.rc.rm.max_steps

@@ -1,7 +1,15 @@
-"""Reward curve of a run: ``python -m jaxrl_verify.plot WORKDIR`` -> ``WORKDIR/reward_curve.png``.
+"""Curves of runs, from their ``metrics.jsonl``.
 
-Plots ``reward/mean`` and ``accuracy`` per training step (raw, faint, plus a smoothed line)
-and ``eval/accuracy`` as points, from the run's ``metrics.jsonl``.
+  python -m jaxrl_verify.plot WORKDIR                   # -> WORKDIR/reward_curve.png
+  python -m jaxrl_verify.plot --overoptimisation WORKDIR [WORKDIR ...] [--output PNG]
+
+The reward curve: ``reward/mean`` and ``accuracy`` per training step (raw, faint, plus a
+smoothed line) and ``eval/accuracy`` as points. The overoptimisation plot (runs trained by
+a learned reward; default output WORKDIR/overoptimisation.png of the first run): the
+proxy (the reward model's score) and the gold reward (the verifier's) of the training
+samples against sqrt(KL from the initial policy), Gao et al. (2022)'s axis, and against
+the step, with the held-out eval's ``eval/proxy`` and ``eval/gold_accuracy`` as points;
+one colour per run.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from jaxrl_verify import files
 from jaxrl_verify.metrics import read_metrics
 
 OUTPUT_FILE = "reward_curve.png"
+OVEROPT_FILE = "overoptimisation.png"
 TRAIN_KEYS = ("reward/mean", "accuracy")
 EVAL_KEYS = ("eval/accuracy",)
+OVEROPT_KEYS = ("reward/proxy", "reward/gold", "kl_from_init")
 
 
 def ema_smooth(values: Sequence[float], weight: float = 0.9) -> np.ndarray:
@@ -105,16 +115,80 @@ def plot_reward_curve(workdir: str | os.PathLike, *, smoothing: float = 0.9) -> 
   return path
 
 
+def plot_overoptimisation(
+  workdirs: Sequence[str | os.PathLike],
+  output: str | os.PathLike | None = None,
+  *,
+  smoothing: float = 0.9,
+) -> str:
+  """Writes the overoptimisation plot of `workdirs` (see the module docstring).
+
+  Returns:
+    The path of the PNG (default: `OVEROPT_FILE` in the first workdir).
+
+  Raises:
+    FileNotFoundError: a workdir has no ``metrics.jsonl``.
+    ValueError: a run logged none of `OVEROPT_KEYS` (it was not trained by a learned reward).
+  """
+  fig = Figure(figsize=(12, 4.5), dpi=100)
+  by_kl, by_step = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+  colors = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+  for n, workdir in enumerate(workdirs):
+    records = read_metrics(workdir)
+    name, color = os.path.basename(os.path.normpath(os.fspath(workdir))), colors[n % len(colors)]
+    train = [r for r in records if all(isinstance(r.get(k), int | float) for k in OVEROPT_KEYS)]
+    if not train:
+      raise ValueError(
+        f"metrics.jsonl in {workdir} has no step with all of {OVEROPT_KEYS}; plot a run "
+        "trained by a learned reward (config.reward.rm_dir or reward.bootstrap)."
+      )
+    steps = np.array([r["step"] for r in train])
+    root_kl = np.sqrt(np.maximum([r["kl_from_init"] for r in train], 0.0))
+    for key, style in (("reward/proxy", "--"), ("reward/gold", "-")):
+      smooth = ema_smooth([float(r[key]) for r in train], smoothing)
+      label = f"{name} {key.split('/')[1]}"
+      by_kl.plot(ema_smooth(root_kl, smoothing), smooth, style, color=color, label=label)
+      by_step.plot(steps, smooth, style, color=color, label=label)
+    for key, marker in (("eval/proxy", "^"), ("eval/gold_accuracy", "o")):
+      s, v = _series(records, key)
+      if len(s):
+        by_step.plot(s, v, marker, color=color, label=f"{name} {key}")
+  by_kl.set_xlabel("sqrt(KL from the initial policy), nats^0.5 (smoothed)")
+  by_step.set_xlabel("step")
+  for ax in (by_kl, by_step):
+    ax.set_ylabel("reward (0-1)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+  fig.suptitle("proxy (reward model, dashed) vs gold (verifier, solid)")
+  fig.tight_layout()
+  path = os.fspath(output or os.path.join(os.fspath(workdirs[0]), OVEROPT_FILE))
+  fig.savefig(path, format="png")
+  return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
     prog="python -m jaxrl_verify.plot", description="Plot a run's reward curve."
   )
-  parser.add_argument("workdir", help="run directory holding metrics.jsonl")
+  parser.add_argument("workdir", nargs="+", help="run directory holding metrics.jsonl")
   parser.add_argument("--smoothing", type=float, default=0.9, help="EMA weight in [0, 1)")
+  parser.add_argument(
+    "--overoptimisation",
+    action="store_true",
+    help="proxy and gold reward against sqrt(KL) and steps, for one or more runs",
+  )
+  parser.add_argument("--output", default=None, help="PNG path (--overoptimisation only)")
   args = parser.parse_args(argv)
   if not 0.0 <= args.smoothing < 1.0:
     parser.error(f"--smoothing must be in [0, 1), got {args.smoothing}")
-  return files.run_cli("plot", lambda: plot_reward_curve(args.workdir, smoothing=args.smoothing))
+  if args.overoptimisation:
+    return files.run_cli(
+      "plot",
+      lambda: plot_overoptimisation(args.workdir, args.output, smoothing=args.smoothing),
+    )
+  if len(args.workdir) > 1 or args.output:
+    parser.error("one WORKDIR and no --output, unless --overoptimisation is given")
+  return files.run_cli("plot", lambda: plot_reward_curve(args.workdir[0], smoothing=args.smoothing))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class Rewards:
     gold_g: float32 [g] or None; the verifier's raw reward beside a learned one (NaN where
       the check failed), logged as `reward/gold`; never trained on.
     rm_scored_g: bool [g] or None; False where the reward model could not read the row.
+    metrics: the source's own metrics of the round (e.g. an audited reward model's
+      `verify/audited_frac`), logged with the round's.
   """
 
   reward_g: np.ndarray
@@ -74,6 +76,7 @@ class Rewards:
   proxy_g: np.ndarray | None = None
   gold_g: np.ndarray | None = None
   rm_scored_g: np.ndarray | None = None
+  metrics: dict[str, float] | None = None
 
 
 class RewardSource(Protocol):

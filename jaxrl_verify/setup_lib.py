@@ -53,6 +53,7 @@ class Prepared:
       `config.sft.task_options` when those are set, else `task` itself.
     data_dir: where the task's tfds data lives (generated there if missing).
     tokenizer: the run's tokenizer (see `tokenizer_for`).
+    workdir: the run directory.
   """
 
   mesh: jax.sharding.Mesh
@@ -60,6 +61,7 @@ class Prepared:
   sft_task: tasks_lib.Task
   data_dir: str
   tokenizer: Tokenizer
+  workdir: str
 
 
 def prepare(config: mlc.ConfigDict, workdir: str, *, devices=None) -> Prepared:
@@ -82,7 +84,7 @@ def prepare(config: mlc.ConfigDict, workdir: str, *, devices=None) -> Prepared:
     if config.sft.steps and sft_task is not task:
       sft_task.data_source("train", data_dir)
   tokenizer = tokenizer_for(config, task, data_dir, workdir)
-  return Prepared(mesh, task, sft_task, data_dir, tokenizer)
+  return Prepared(mesh, task, sft_task, data_dir, tokenizer, workdir)
 
 
 def tokenizer_for(config, task, data_dir: str, workdir: str) -> Tokenizer:
@@ -361,32 +363,43 @@ def experience_collector(
     mesh=run.mesh,
     policy_graphdef=policy_graphdef,
     value_graphdef=value_graphdef,
-    reward_source=reward_source(config, exp_cfg, pool),
+    reward_source=reward_source(config, exp_cfg, pool, run.workdir),
   )
 
 
-def reward_source(config, exp_cfg: experience.ExperienceConfig, pool):
-  """`config.reward.rm_dir` set: a frozen reward model trains the policy, the verifier
-  pool is its gold check (`learned_rewards`); unset: None, the verifier pool alone."""
+def reward_source(config, exp_cfg: experience.ExperienceConfig, pool, workdir: str):
+  """A learned reward (`config.reward.rm_dir`, or the one `reward_bootstrap` trains into
+  the workdir): a frozen reward model trains the policy, the verifier pool is its gold
+  check (`learned_rewards`); otherwise None, the verifier pool alone."""
   r = config.reward
-  if not r.rm_dir:
+  if not config_lib.learned_reward(config):
     return None
   if jax.process_count() > 1:
     # Each host would score its own rows with parameters placed on the global mesh.
     raise ValueError(
-      "config.reward.rm_dir (a learned reward) runs in a single process for now; run on "
-      "one host, or leave reward.rm_dir empty."
+      "A learned reward (config.reward.rm_dir or reward.bootstrap) runs in a single "
+      "process for now; run on one host, or use the verifier alone."
     )
-  from jaxrl_verify import learned_rewards
+  from jaxrl_verify import audited_rewards, learned_rewards, reward_bootstrap
 
-  return learned_rewards.LearnedRewards(
-    pool,
-    exp_cfg.verifier,
-    exp_cfg.shaping,
-    r.rm_dir,
-    aggregate=r.rm_aggregate,
-    rm_weight=r.rm_weight,
-    verifier_weight=r.verifier_weight,
+  rm_dir = reward_bootstrap.reward_model_dir(config, workdir)
+  args = (pool, exp_cfg.verifier, exp_cfg.shaping, rm_dir)
+  mix = dict(aggregate=r.rm_aggregate, rm_weight=r.rm_weight, verifier_weight=r.verifier_weight)
+  if not r.audit.frac:
+    return learned_rewards.LearnedRewards(*args, **mix)
+  a = r.audit
+  return audited_rewards.AuditedRewards(
+    *args,
+    **mix,
+    audit_frac=a.frac,
+    select=a.select,
+    updates_per_step=a.updates_per_step,
+    batch_size=a.batch_size,
+    learning_rate=a.learning_rate,
+    replay_path=reward_bootstrap.replay_path(config, workdir),
+    checkpoint_dir=os.path.join(workdir, "reward_model_online"),
+    keep_checkpoints=config.keep_checkpoints,
+    seed=config.seed,
   )
 
 
@@ -454,8 +467,12 @@ def eval_batches(config, prepared: Prepared) -> pipeline.PromptIterator:
   )
 
 
-def heldout_eval(config, run: Prepared, sampler_: Sampler, policy_state, pool, rng) -> dict:
-  """Greedy accuracy, pass@k and maj@k of `policy_state` on the held-out split (`config.eval`)."""
+def heldout_eval(
+  config, run: Prepared, sampler_: Sampler, policy_state, pool, rng, *, reward_source=None
+) -> dict:
+  """Greedy accuracy, pass@k and maj@k of `policy_state` on the held-out split
+  (`config.eval`); with a learned `reward_source`, its score of the same greedy
+  completions too (`eval/proxy`, `eval/gold_accuracy`, `eval/hack_gap`)."""
   return evaluation.evaluate(
     sampler_,
     policy_state,
@@ -469,6 +486,7 @@ def heldout_eval(config, run: Prepared, sampler_: Sampler, policy_state, pool, r
     rng=rng,
     mesh=run.mesh,
     num_examples=config.eval.num_examples,
+    proxy=getattr(reward_source, "score_texts", None),
   )
 
 

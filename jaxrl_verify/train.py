@@ -27,6 +27,7 @@ from jaxrl_verify import (
   logs,
   periodic,
   plot,
+  reward_bootstrap,
   run_flags,
   setup_lib,
   sft,
@@ -73,12 +74,14 @@ def train_and_evaluate(
   collector = setup_lib.experience_collector(
     config, run, sampler, pool, policy_graphdef, value_graphdef
   )
-  run_eval = _evaluator(config, run, sampler, pool)
+  run_eval = _evaluator(config, run, sampler, pool, collector.reward_source)
   checkpointer = ckpt_lib.Checkpointer(
     os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
   )
 
   def save(step: int, state) -> None:
+    if hasattr(collector.reward_source, "save"):  # A reward model that learns online.
+      collector.reward_source.save(step)  # First: the run's step N implies the RM's.
     meta = {"data": prompts.get_state(), "policy_version": step, "config": config.to_dict()}
     checkpointer.save(step, state, meta, force=True)
 
@@ -89,6 +92,8 @@ def train_and_evaluate(
     target = setup_lib.train_state_target(config, state.policy, state.value, txs, run.mesh)
     start, state, meta = checkpointer.restore_latest(target, set_aside_damaged=True)
     prompts.set_state(meta["data"])
+    if hasattr(collector.reward_source, "restore"):
+      collector.reward_source.restore(start)
     logging.info("Resumed from step %d of %s.", start, workdir)
   writer = MetricsWriter(
     workdir,
@@ -98,6 +103,8 @@ def train_and_evaluate(
   )
   if start is None:
     state = _warm_start(config, run, policy_graphdef, state)
+    if reward_bootstrap.enabled(config):  # The ORM learns from the initial policy's samples.
+      reward_bootstrap.ensure_reward_model(config, workdir, run, collector, pool, state, cfg)
     rng, eval_rng = jax.random.split(state.rng)
     state = state.replace(rng=rng)
     writer.write(0, run_eval(state.policy, eval_rng))
@@ -157,6 +164,8 @@ def train_and_evaluate(
     pool.close()
   if distributed.is_main_process():
     plot.plot_reward_curve(workdir)
+    if config_lib.learned_reward(config):
+      plot.plot_overoptimisation([workdir])
     wall_s = time.perf_counter() - t_start
     print(logs.run_summary(workdir, wall_s=wall_s, stopped_at=stopped_at), flush=True)
   return state, metrics
@@ -165,12 +174,14 @@ def train_and_evaluate(
 # ----------------------------------------------------------------------------- steps of the run
 
 
-def _evaluator(config, run: setup_lib.Prepared, sampler, pool):
+def _evaluator(config, run: setup_lib.Prepared, sampler, pool, reward_source):
   """`run_eval(policy_state, rng) -> metrics`: greedy accuracy, pass@k, maj@k, held out."""
 
   def run_eval(policy_state, rng) -> dict[str, float]:
     t0 = time.perf_counter()
-    m = setup_lib.heldout_eval(config, run, sampler, policy_state, pool, rng)
+    m = setup_lib.heldout_eval(
+      config, run, sampler, policy_state, pool, rng, reward_source=reward_source
+    )
     return {**m, "time/eval": time.perf_counter() - t0}
 
   return run_eval

@@ -112,3 +112,113 @@ def test_bad_learned_reward_config_is_one_sentence(tmp_path):
   c.reward.rm_weight = 0.0
   with pytest.raises(ValueError, match="not both 0"):
     config_lib.validate(c)
+
+
+def _records(workdir):
+  return [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _deterministic(record):
+  timings = ("time/", "tokens_per_s", "verify/latency", "verify/throughput")
+  return {k: v for k, v in record.items() if not k.startswith(timings)}
+
+
+def test_overoptimisation_runlocal_trains_its_orm_audits_it_and_resumes_exactly(tmp_path):
+  """`configs/overopt_orm.py:adversarial,runlocal`: the ORM is trained from the initial
+  policy's verified samples before step 0, trains the policy, is audited and updated
+  online every step; the contract's metrics and plot; a stopped run resumes bit for bit."""
+  from jaxrl_verify import reward_bootstrap
+  from jaxrl_verify.verifiers.math import verify_math
+
+  config = load_config("overopt_orm", "adversarial,runlocal")
+  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+  train.train_and_evaluate(config, str(straight))
+  rm_dir = straight / reward_bootstrap.DIRNAME
+  assert (rm_dir / "done.json").exists() and (straight / "overoptimisation.png").stat().st_size
+  # The ORM's labels are the verifier's verdicts of the initial policy's samples.
+  labelled = [
+    json.loads(line)
+    for split in ("train", "test")
+    for line in (rm_dir / "labelled" / f"{split}.jsonl").read_text().splitlines()
+  ]
+  assert len(labelled) >= 16
+  for r in labelled:
+    verdict = verify_math("\n".join(r["steps"]), r["reference"])
+    assert r["labels"] == [verdict.reward >= 0.5] * len(r["steps"]), r
+  records = _records(straight)
+  assert [r["step"] for r in records] == [0, 1, 2, 3, 4]
+  for r in records[1:]:
+    assert r["reward/hack_gap"] == pytest.approx(r["reward/proxy"] - r["reward/gold"])
+    assert np.isfinite(r["kl_from_init"]) and 0 < r["verify/audited_frac"] <= 0.1
+    assert r["rm/online_updates"] == 2 * r["step"]
+  evals = [r for r in records if "eval/accuracy" in r]
+  assert [r["step"] for r in evals] == [0, 2, 4]
+  for r in evals:
+    assert r["eval/gold_accuracy"] == r["eval/accuracy"] and 0 <= r["eval/proxy"] <= 1
+
+  train.train_and_evaluate(config, str(resumed), stop_after=2)
+  trained_at = (resumed / reward_bootstrap.DIRNAME / "done.json").stat().st_mtime_ns
+  train.train_and_evaluate(config, str(resumed))
+  # The ORM is not retrained on resume, and the online one continues where it was saved.
+  assert (resumed / reward_bootstrap.DIRNAME / "done.json").stat().st_mtime_ns == trained_at
+  assert [_deterministic(r) for r in _records(resumed)] == [_deterministic(r) for r in records]
+
+
+def test_bootstrap_config_errors_are_one_sentence(tmp_path):
+  c = load_config("overopt_orm", "plain")
+  with c.unlocked():
+    c.reward.rm_dir = str(tmp_path)
+  with pytest.raises(ValueError, match="not both"):
+    config_lib.validate(c)
+  for variant in ("plain", "kl", "adversarial"):
+    config_lib.validate(load_config("overopt_orm", variant))
+  c = load_config("overopt_orm", "kl")
+  assert c.algo.kl_coef > 0 and config_lib.needs_ref(c)
+  with c.unlocked():
+    c.reward.bootstrap.test_frac = 1.0
+  with pytest.raises(ValueError, match=r"config\.reward\.bootstrap has problems"):
+    config_lib.validate(c)
+
+
+def _audited(rm_dir, tmp_path, pool=None, **kw):
+  from jaxrl_verify import audited_rewards
+
+  options = dict(audit_frac=0.25, checkpoint_dir=str(tmp_path / "online"), seed=0)
+  options.update(kw)
+  return audited_rewards.AuditedRewards(pool, "math", rewards_lib.Shaping(), rm_dir, **options)
+
+
+def test_audits_choose_the_most_confident_or_uncertain_eligible_rows(rm_dir, tmp_path):
+  proxy_g = np.array([0.9, 0.1, 0.55, 0.99, 0.7, 0.4, 0.2, 0.8], np.float32)
+  eligible_g = np.array([1, 1, 1, 0, 1, 1, 1, 1], bool)  # Row 3 was not scored.
+  confident = _audited(rm_dir, tmp_path, audit_frac=0.25)
+  assert confident.choose(proxy_g, eligible_g).tolist() == [0, 7]  # ceil(0.25 * 8) rows.
+  uncertain = _audited(rm_dir, tmp_path, audit_frac=0.25, select="uncertain")
+  assert uncertain.choose(proxy_g, eligible_g).tolist() == [2, 5]
+  assert confident.choose(proxy_g, np.zeros(8, bool)).tolist() == []
+  with pytest.raises(ValueError, match="audit_frac in"):
+    _audited(rm_dir, tmp_path, audit_frac=0.0)
+
+
+def test_online_updates_learn_the_audited_labels_and_checkpoint_exactly(rm_dir, tmp_path):
+  # Two wrong answers the RM may like; auditing all rows, each step updates on them.
+  texts = ["I have 2 coins.\nSo I have 5 coins.\n\\boxed{5}"] * 2 + [
+    "I have 2 coins and get 2 more.\nSo I have 4 coins.\n\\boxed{4}"
+  ] * 2
+  completions = _completions(texts, ["How many coins do I have?", "And now?"])
+  with VerifierPool(num_workers=1) as pool:
+    source = _audited(rm_dir, tmp_path, pool, audit_frac=1.0, batch_size=4, learning_rate=3e-3)
+    first = source.finish(source.start(completions), completions)
+    assert first.metrics["verify/audited_frac"] == 1.0
+    assert first.metrics["rm/audit_hard_negative_frac"] == 0.5
+    source.save(1)
+    saved = jax.tree.map(np.asarray, source.params)
+    for _ in range(5):
+      last = source.finish(source.start(completions), completions)
+  # The wrong answer's score fell, the right one's rose: the verifier's labels were learnt.
+  assert last.proxy_g[0] < first.proxy_g[0] and last.proxy_g[2] > first.proxy_g[2]
+  assert last.metrics["rm/online_updates"] == 6 and len(source.audits) == 24
+  source.restore(1)
+  assert source.updates == 1 and len(source.audits) == 4
+  for a, b in zip(jax.tree.leaves(source.params), jax.tree.leaves(saved)):
+    np.testing.assert_array_equal(np.asarray(a), b)
