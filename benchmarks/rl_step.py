@@ -13,6 +13,13 @@ update from `setup_lib.loss_config`), so the figure is the trainer's.
 `benchmarks/slow_verifier.py`): our pool runs `--workers` of them at once while the
 device computes reference logprobs; TRL calls its reward function serially, as it does.
 
+`--reward-model orm|prm` measures, in the same run, our step once more with a learned
+reward model as the reward source (`learned_rewards.LearnedRewards`, the verifier beside
+it as gold): a `bench`-sized RM on the policy's backbone (one training step on the task's
+own solutions, so its weights are a real RM's, untrained), scoring all 64 completions;
+`prm` places every step's score on its last token (`reward.placement='steps'`, process
+GRPO). Prints the RM-sourced system and `rm_overhead`, the extra fraction of the step.
+
 `--peer` measures TRL's GRPOTrainer (PyTorch, CPU) on identical work: a random
 LlamaForCausalLM of the bench shape, 64 completions x 32 tokens (min_new_tokens=32), the
 same math verifier (and sleep) in its reward function, beta 0.04, fp32 (TRL defaults to
@@ -25,6 +32,7 @@ the ratios are meaningful. Prints one JSON object per system, then the ratios.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -40,14 +48,21 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from jaxrl_verify import config_lib, experience, setup_lib  # noqa: E402
+from jaxrl_verify import config_lib, experience, learned_rewards, reward_bootstrap, setup_lib  # noqa: E402
+from jaxrl_verify import rewards as rewards_lib  # noqa: E402
 from jaxrl_verify import sharding as shd  # noqa: E402
 from jaxrl_verify.data import pipeline, tasks  # noqa: E402
 from jaxrl_verify.models import config as model_config  # noqa: E402
 from jaxrl_verify.models import hf  # noqa: E402
+from jaxrl_verify.models import io as model_io  # noqa: E402
 from jaxrl_verify.models.transformer import Transformer  # noqa: E402
+from jaxrl_verify.process import rm_trainer  # noqa: E402
 from jaxrl_verify.rl import update as update_lib  # noqa: E402
-from jaxrl_verify.sampler import Sampler, SamplingParams  # noqa: E402
+from jaxrl_verify.sampler import (  # noqa: E402
+  Sampler,
+  SamplingParams,
+  jsonl,  # noqa: E402
+)
 from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer  # noqa: E402
 from jaxrl_verify.verifiers.pool import VerifierPool  # noqa: E402
 
@@ -77,7 +92,33 @@ def prepare_data(workdir: str):
   return task, data_dir, tok
 
 
-def run_ours(args, task, data_dir, tok) -> dict:
+def train_bench_rm(kind: str, workdir: str, task, data_dir, tok, cfg, policy) -> str:
+  """A `bench`-sized RM of `kind` on the policy's backbone, one step trained on the task's
+  solutions (timing needs a real RM's forward, not a good one); returns its workdir."""
+  rm_dir = os.path.join(workdir, f"rm_{kind}")
+  policy_dir, labelled = os.path.join(rm_dir, "policy"), os.path.join(rm_dir, "labelled")
+  model_io.save_model(policy_dir, cfg, policy, tokenizer=tok)
+  pairs = itertools.islice(pipeline.sft_examples(task, "train", data_dir=data_dir), 64)
+  records = []
+  for i, (prompt, demo) in enumerate(pairs):
+    steps = [line for line in demo.split("\n") if line.strip()]
+    records.append({"prompt": prompt, "steps": steps, "labels": [bool(i % 2)] * len(steps)})
+  for split in ("train", "test"):
+    jsonl.write_jsonl_atomically(os.path.join(labelled, f"{split}.jsonl"), records)
+  config = bench_config()
+  spec = config.reward.bootstrap
+  spec.kind = kind
+  spec.rm.total_steps = 1
+  spec.rm.rm.max_len = 160  # bos + prompt (<= 48) + 32 completion tokens + separators.
+  spec.rm.rm.max_steps = NEW_TOKENS  # A 32-token completion has at most 32 lines.
+  spec.rm.optim.batch_size = 8
+  spec.rm.eval.batch_size = 64  # The 64 completions of a step in one forward.
+  spec.rm.eval.every = 1
+  rm_trainer.train_rm(reward_bootstrap.rm_run_config(config, spec, labelled, policy_dir), rm_dir)
+  return rm_dir
+
+
+def run_ours(args, task, data_dir, tok, reward_model: str = "") -> dict:
   config = bench_config()
   mesh = shd.make_mesh(config.mesh_shape)
   config_lib.validate(config, mesh)
@@ -126,11 +167,18 @@ def run_ours(args, task, data_dir, tok) -> dict:
     verifier, imports = "math_slow", ("slow_verifier",)
   pool = VerifierPool(num_workers=args.workers, imports=imports, cache_size=0)
   pool.map([{"verifier": verifier, "completion": "\\boxed{1}", "reference": "1"}] * args.workers)
+  source = None
+  if reward_model:
+    rm_dir = train_bench_rm(reward_model, args.workdir, task, data_dir, tok, cfg, policy)
+    placement = "steps" if reward_model == "prm" else "outcome"
+    source = learned_rewards.LearnedRewards(
+      pool, verifier, rewards_lib.Shaping(), rm_dir, placement=placement, policy_tokenizer=tok
+    )
   collector = experience.Experience(
     experience.ExperienceConfig(
       group_size=GROUP,
       verifier=verifier,
-      advantage="grpo",
+      advantage="grpo_process" if reward_model == "prm" else "grpo",
       needs_ref=True,
       kl_coef=BETA,
       kl_estimator="k3",
@@ -142,6 +190,7 @@ def run_ours(args, task, data_dir, tok) -> dict:
     mesh=mesh,
     policy_graphdef=graphdef,
     value_graphdef=None,
+    reward_source=source,
   )
   scorer = collector.scorer
 
@@ -158,7 +207,11 @@ def run_ours(args, task, data_dir, tok) -> dict:
     state, um = update_fn(state, batch)
     jax.device_get(um)
     t2 = time.perf_counter()
-    print(f"ours iteration {i}: {t2 - t0:.3f} s", file=sys.stderr, flush=True)
+    print(
+      f"ours{reward_model and ' + ' + reward_model} iteration {i}: {t2 - t0:.3f} s",
+      file=sys.stderr,
+      flush=True,
+    )
     rows.append(
       {
         "step": t2 - t0,
@@ -186,7 +239,7 @@ def run_ours(args, task, data_dir, tok) -> dict:
   measured = rows[args.warmup :]
   med = {k: statistics.median(r[k] for r in measured) for k in measured[0]}
   return {
-    "system": "jaxrl_verify",
+    "system": "jaxrl_verify" + (f"+{reward_model}" if reward_model else ""),
     "s_per_step": med["step"],
     "breakdown_s": {
       "sample": med["sample"],
@@ -329,16 +382,27 @@ def main():
   p.add_argument("--peer-iters", type=int, default=10, help="Measured TRL iterations.")
   p.add_argument("--workers", type=int, default=8, help="Verifier pool workers (ours).")
   p.add_argument("--peer-only", action="store_true", help="Measure only TRL (debugging).")
+  p.add_argument(
+    "--reward-model",
+    choices=("orm", "prm"),
+    default="",
+    help="Also measure our step with a learned reward model as the reward source.",
+  )
   args = p.parse_args()
   if args.iters < 1 or args.warmup < 1:
     p.error("--iters and --warmup must be at least 1.")
-  workdir = tempfile.mkdtemp(prefix="rl_step_bench_")
+  workdir = args.workdir = tempfile.mkdtemp(prefix="rl_step_bench_")
   task, data_dir, tok = prepare_data(workdir)
   if args.peer_only:
     print(json.dumps(run_trl(args, task, data_dir, workdir)), flush=True)
     return
   ours = run_ours(args, task, data_dir, tok)
   print(json.dumps(ours), flush=True)
+  if args.reward_model:
+    with_rm = run_ours(args, task, data_dir, tok, args.reward_model)
+    print(json.dumps(with_rm), flush=True)
+    overhead = with_rm["s_per_step"] / ours["s_per_step"] - 1
+    print(json.dumps({"rm_overhead": overhead, "reward_model": args.reward_model}), flush=True)
   if args.peer:
     peer = run_trl(args, task, data_dir, workdir)
     print(json.dumps(peer), flush=True)

@@ -51,7 +51,7 @@ import ml_collections as mlc
 
 from jaxrl_verify import config_lib
 
-VARIANTS = ("plain", "kl", "adversarial")
+VARIANTS = ("plain", "kl", "adversarial", "independent")
 
 
 def get_config(arg: str | None = None) -> mlc.ConfigDict:
@@ -91,6 +91,14 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     c.reward.audit.updates_per_step = 2
     c.reward.audit.batch_size = 32
     c.reward.audit.learning_rate = 1e-4
+  elif variant == "independent":  # A second ORM, never optimised alone: min of the two.
+    ind = c.reward.independent
+    ind.update(b.to_dict())  # The same labelling and training recipe ...
+    ind.problems = 960  # Of the 976 train problems the first ORM's 1,024 leave.
+    ind.seed_offset = 2  # ... another seed and sample order, problems disjoint from b's,
+    ind.init_from_policy = False  # ... and a fresh, smaller backbone (`tiny`).
+    ind.rm.model.preset = "tiny"
+    c.reward.ensemble.combine = "min"
 
   c.eval.every = 25  # 200 held-out problems, greedy and 4 samples (the quickstart's).
   c.checkpoint_every = 25
@@ -102,6 +110,9 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     b.rm.optim.batch_size = 8
     b.rm.eval.every = 2
     b.rm.eval.batch_size = 8
+    if variant == "independent":
+      ind.update({k: b[k] for k in ("problems", "rm")})
+      ind.rm.model.preset = "tiny"
     c.eval.every = 2
     c.checkpoint_every = 2
   c.lock()

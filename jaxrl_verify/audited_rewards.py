@@ -135,7 +135,9 @@ class AuditedRewards(learned_rewards.LearnedRewards):
       "rm/online_loss": float(np.mean(losses)) if losses else float("nan"),
       "rm/online_updates": float(self.updates),
     }
-    return rewards_lib.Rewards(**{**vars(rewards), "metrics": metrics})
+    return rewards_lib.Rewards(
+      **{**vars(rewards), "metrics": {**(rewards.metrics or {}), **metrics}}
+    )
 
   def choose(self, proxy_g: np.ndarray, eligible_g: np.ndarray) -> np.ndarray:
     """Indices of the rows to audit: `audit_frac` of the eligible ones, by `select`."""

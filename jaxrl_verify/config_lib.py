@@ -132,11 +132,20 @@ def base_config() -> mlc.ConfigDict:
   c.reward.rm_aggregate = "last"  # Step probabilities -> one score: min, product, last.
   c.reward.rm_weight = 1.0
   c.reward.verifier_weight = 0.0
+  # `outcome`: one RM score per completion. `steps`: a PRM's probability of every step on
+  # the step's last token (Math-Shepherd's step-by-step PPO with `gae`, DeepSeekMath's
+  # process supervision with `grpo_process`); the verifier's reward (x verifier_weight) is
+  # then the outcome reward.
+  c.reward.placement = "outcome"
   # Or an outcome RM trained at the start of the run on the initial policy's verified
   # samples (`reward_bootstrap`, into WORKDIR/reward_model): Gao et al.'s overoptimisation
   # setup. On when `problems` > 0 (and `rm_dir` is empty).
   c.reward.bootstrap = mlc.ConfigDict()
   c.reward.bootstrap.problems = 0  # Train prompts sampled, rollout.group_size samples each.
+  # `orm`: every step labelled with the completion's outcome. `prm`: Math-Shepherd labels,
+  # `label.num_rollouts` continuations of every step prefix by the initial policy, verified.
+  c.reward.bootstrap.kind = "orm"
+  c.reward.bootstrap.label = mlc.ConfigDict({"num_rollouts": 8, "prefixes_per_call": 16})
   c.reward.bootstrap.test_frac = 0.125  # Of those problems, held out for the RM's eval.
   c.reward.bootstrap.step_format = "lines"  # How the RM splits a completion into steps.
   c.reward.bootstrap.init_from_policy = True  # The ORM's backbone: the initial policy's.
@@ -148,6 +157,17 @@ def base_config() -> mlc.ConfigDict:
   c.reward.bootstrap.rm.rm = mlc.ConfigDict({"max_len": 256, "max_steps": 16})
   c.reward.bootstrap.rm.optim = mlc.ConfigDict({"learning_rate": 1e-4, "batch_size": 32})
   c.reward.bootstrap.rm.eval = mlc.ConfigDict({"every": 100, "batch_size": 32})
+  # An independent reward model, trained the same way but with its own seed, problems
+  # disjoint from the optimised one's and (by default) a smaller fresh backbone, frozen
+  # (`reward_bootstrap`, into WORKDIR/reward_model_independent). On when `problems` > 0.
+  c.reward.independent = mlc.ConfigDict(c.reward.bootstrap.to_dict())
+  c.reward.independent.seed_offset = 2
+  c.reward.independent.init_from_policy = False
+  c.reward.independent.rm.model.preset = "tiny"
+  # How the optimised RM and the independent one make the training score: `judge` (the
+  # optimised one trains, the independent one only measures: `reward/judge`), `min` or
+  # `mean_std` (mean - k * std): pessimistic ensembles.
+  c.reward.ensemble = mlc.ConfigDict({"combine": "judge", "k": 1.0})
   # An adversarial reward model (`audited_rewards`): every step the verifier labels `frac`
   # of the batch (chosen by `select`) and the reward model is updated online on them.
   c.reward.audit = mlc.ConfigDict()
@@ -379,6 +399,19 @@ def _validate_reward(c: mlc.ConfigDict) -> None:
       f"is {r.rm_dir!r} and reward.bootstrap.problems is {r.bootstrap.problems}",
       "give a trained reward model or have one trained at the start, not both",
     )
+  if r.independent.problems and not learned_reward(c):
+    _fail(
+      "reward.independent.problems",
+      f"is {r.independent.problems}",
+      "an independent reward model judges a learned one: set reward.rm_dir or "
+      "reward.bootstrap.problems too",
+    )
+  if r.placement != "outcome" and not learned_reward(c):
+    _fail(
+      "reward.placement",
+      f"is {r.placement!r}",
+      "step rewards come from a PRM: set reward.rm_dir or reward.bootstrap (kind='prm')",
+    )
   if r.audit.frac and not learned_reward(c):
     _fail("reward.audit.frac", f"is {r.audit.frac}", "audit a learned reward (set reward.rm_dir)")
   if not learned_reward(c):
@@ -398,6 +431,28 @@ def _validate_reward(c: mlc.ConfigDict) -> None:
       "pass the --workdir of a `python -m jaxrl_verify.process.train_rm` run",
     )
   _check_choice("reward.rm_aggregate", r.rm_aggregate, ("min", "product", "last"))
+  _check_choice("reward.placement", r.placement, ("outcome", "steps"))
+  _check_choice("reward.ensemble.combine", r.ensemble.combine, ("judge", "min", "mean_std"))
+  if r.independent.problems and r.placement == "steps":
+    _fail(
+      "reward.independent.problems",
+      f"is {r.independent.problems} with reward.placement='steps'",
+      "judges score whole completions: use placement='outcome' or drop the judge",
+    )
+  _check_choice("reward.bootstrap.kind", r.bootstrap.kind, ("orm", "prm"))
+  if r.bootstrap.label.num_rollouts < 1 or r.bootstrap.label.prefixes_per_call < 1:
+    _fail(
+      "reward.bootstrap.label",
+      f"has num_rollouts={r.bootstrap.label.num_rollouts}, "
+      f"prefixes_per_call={r.bootstrap.label.prefixes_per_call}",
+      "use at least 1 of each",
+    )
+  if r.placement == "steps" and c.algo.advantage in GROUP_ESTIMATORS:
+    _fail(
+      "reward.placement",
+      f"is 'steps' but {c.algo.advantage} uses outcome rewards only",
+      "use algo.advantage='grpo_process' (or gae / reinforce_pp), or placement='outcome'",
+    )
   if r.rm_weight < 0 or r.verifier_weight < 0 or r.rm_weight + r.verifier_weight == 0:
     _fail(
       "reward.rm_weight",
@@ -430,14 +485,12 @@ def _validate_algorithm(c: mlc.ConfigDict) -> None:
       f"is {c.rollout.group_size} but {a.advantage} compares samples within a group",
       "set it to at least 2",
     )
-  if a.advantage == "grpo_process":
-    # The estimator exists (rl.advantages, tested against numpy); the RL loop has no
-    # reward-model source to give it step rewards yet (issue 11, item 1).
+  if a.advantage == "grpo_process" and not (learned_reward(c) and c.reward.placement == "steps"):
     _fail(
       "algo.advantage",
-      "is 'grpo_process', which needs step rewards from a reward-model source that the RL "
-      "loop does not provide yet",
-      "use 'grpo', or call rl.advantages.grpo_process from your own loop",
+      "is 'grpo_process', which needs step rewards",
+      "train against a PRM with reward.placement='steps' (reward.rm_dir or reward.bootstrap "
+      "with kind='prm'), or use 'grpo'",
     )
   if a.kl_placement == "reward" and a.kl_coef > 0 and a.advantage in GROUP_ESTIMATORS:
     _fail(

@@ -100,12 +100,21 @@ class DeviceScorer:
     )
 
     @jax.jit
-    def advantages(reward_g, valid_g, mask_gt, logp_gt, ref_logp_gt, values_gt, finished_g):
-      token_reward_gt = None
+    def advantages(
+      reward_g, valid_g, mask_gt, logp_gt, ref_logp_gt, values_gt, finished_g, steps=None
+    ):
+      """`steps`: None, or (step_reward_gs, step_end_gs) process rewards (a PRM's): the
+      step input of `grpo_process`, per-token rewards for every other estimator."""
+      token_reward_gt = step_reward_gt = step_end_gt = None
       if cfg.kl_in_reward:
         token_reward_gt = kl.kl_penalty_rewards(
           logp_gt, ref_logp_gt, mask_gt, beta=cfg.kl_coef, estimator=cfg.kl_estimator
         )
+      if steps is not None:
+        step_reward_gt, step_end_gt = advantages_lib.place_step_rewards(steps[1], steps[0], mask_gt)
+        if cfg.advantage != "grpo_process":  # Math-Shepherd: step rewards as token rewards.
+          token_reward_gt = step_reward_gt + (0.0 if token_reward_gt is None else token_reward_gt)
+          step_reward_gt = step_end_gt = None
       inputs = advantages_lib.AdvantageInputs(
         reward_g=reward_g,
         mask_gt=mask_gt,
@@ -113,6 +122,8 @@ class DeviceScorer:
         token_reward_gt=token_reward_gt,
         values_gt=values_gt if value_graphdef is not None else None,
         finished_eos_g=finished_g,
+        step_reward_gt=step_reward_gt,
+        step_end_gt=step_end_gt,
       )
       return estimator(inputs)
 
@@ -240,6 +251,7 @@ class Experience:
       finished_g=np.asarray(finished_g, bool),
       max_new_tokens=mask_gt.shape[1],
       group_size=group,
+      tokens_gt=np.asarray(tokens_gt),
     )
     return Samples(prompt_gp, prompt_mask_gp, rollout, completions, sample_s)
 
@@ -258,6 +270,9 @@ class Experience:
     """Advantages (jitted, global) and the TrainBatch."""
     r = samples.rollout
     reward_g, valid_g = distributed.to_global((rewards.reward_g, rewards.valid_g), self.mesh)
+    steps = None
+    if rewards.step_end_gs is not None:
+      steps = distributed.to_global((rewards.step_reward_gs, rewards.step_end_gs), self.mesh)
     advantages_gt, returns_gt = self.scorer.advantages(
       reward_g,
       valid_g,
@@ -266,6 +281,7 @@ class Experience:
       scores.ref_logp_gt,
       scores.values_gt,
       r.finished_eos_g,
+      steps,
     )
     return update.TrainBatch(
       prompt_gp=samples.prompt_gp,

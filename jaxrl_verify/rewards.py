@@ -37,6 +37,8 @@ class Completions:
     finished_g: bool [g] True where the row ended with EOS (False: cut at the length limit).
     max_new_tokens: the rollout's length limit.
     group_size: generations per prompt.
+    tokens_gt: int [g, t] the completions' tokens (left-aligned, `length_g` real), or None;
+      what a source that places rewards on tokens reads (`learned_rewards`, steps).
   """
 
   prompts: PromptBatch
@@ -45,6 +47,7 @@ class Completions:
   finished_g: np.ndarray
   max_new_tokens: int
   group_size: int
+  tokens_gt: np.ndarray | None = None
 
   def prompt_of(self, i: int) -> int:
     """The prompt row that generation `i` answers."""
@@ -67,6 +70,9 @@ class Rewards:
     rm_scored_g: bool [g] or None; False where the reward model could not read the row.
     metrics: the source's own metrics of the round (e.g. an audited reward model's
       `verify/audited_frac`), logged with the round's.
+    step_reward_gs: float32 [g, s] or None; process rewards, one per step (0 pads), placed
+      on the tokens `step_end_gs` names by the advantage stage.
+    step_end_gs: int32 [g, s] or None; the completion-token index ending each step, -1 pads.
   """
 
   reward_g: np.ndarray
@@ -77,6 +83,8 @@ class Rewards:
   gold_g: np.ndarray | None = None
   rm_scored_g: np.ndarray | None = None
   metrics: dict[str, float] | None = None
+  step_reward_gs: np.ndarray | None = None
+  step_end_gs: np.ndarray | None = None
 
 
 class RewardSource(Protocol):

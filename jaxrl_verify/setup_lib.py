@@ -363,14 +363,15 @@ def experience_collector(
     mesh=run.mesh,
     policy_graphdef=policy_graphdef,
     value_graphdef=value_graphdef,
-    reward_source=reward_source(config, exp_cfg, pool, run.workdir),
+    reward_source=reward_source(config, exp_cfg, pool, run.workdir, run.tokenizer),
   )
 
 
-def reward_source(config, exp_cfg: experience.ExperienceConfig, pool, workdir: str):
+def reward_source(config, exp_cfg: experience.ExperienceConfig, pool, workdir: str, tokenizer):
   """A learned reward (`config.reward.rm_dir`, or the one `reward_bootstrap` trains into
   the workdir): a frozen reward model trains the policy, the verifier pool is its gold
-  check (`learned_rewards`); otherwise None, the verifier pool alone."""
+  check (`learned_rewards`; `tokenizer`, the policy's, places step rewards on its tokens);
+  otherwise None, the verifier pool alone."""
   r = config.reward
   if not config_lib.learned_reward(config):
     return None
@@ -384,7 +385,16 @@ def reward_source(config, exp_cfg: experience.ExperienceConfig, pool, workdir: s
 
   rm_dir = reward_bootstrap.reward_model_dir(config, workdir)
   args = (pool, exp_cfg.verifier, exp_cfg.shaping, rm_dir)
-  mix = dict(aggregate=r.rm_aggregate, rm_weight=r.rm_weight, verifier_weight=r.verifier_weight)
+  mix = dict(
+    aggregate=r.rm_aggregate,
+    rm_weight=r.rm_weight,
+    verifier_weight=r.verifier_weight,
+    placement=r.placement,
+    policy_tokenizer=tokenizer,
+    judge_dirs=reward_bootstrap.judge_dirs(config, workdir),
+    combine=r.ensemble.combine,
+    k=r.ensemble.k,
+  )
   if not r.audit.frac:
     return learned_rewards.LearnedRewards(*args, **mix)
   a = r.audit

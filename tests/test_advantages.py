@@ -6,7 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
+from jaxrl_verify import experience
+from jaxrl_verify.models import config as model_config
+from jaxrl_verify.models.transformer import ValueModel
 from jaxrl_verify.rl import advantages as adv_lib
 from jaxrl_verify.rl.advantages import ADVANTAGES, AdvantageInputs
 
@@ -292,3 +296,42 @@ def test_grpo_process_equal_steps_give_zero_and_missing_steps_are_refused():
   assert np.all(np.asarray(adv_gt) == 0.0)
   with pytest.raises(ValueError, match="needs step_reward_gt and step_end_gt"):
     adv_lib.grpo_process(AdvantageInputs(**b), group_size=K)
+
+
+def _scorer(advantage, hparams=()):
+  cfg = experience.ExperienceConfig(group_size=K, advantage=advantage, advantage_hparams=hparams)
+  value_graphdef = None
+  if advantage == "gae":  # A real critic's graph: the scorer reads values, never calls it.
+    mc = model_config.get_preset("mini", vocab_size=64)
+    value_graphdef, _ = nnx.split(ValueModel(mc, rngs=nnx.Rngs(0)))
+  return experience.DeviceScorer(None, value_graphdef, cfg)
+
+
+@pytest.mark.parametrize("advantage", ["grpo_process", "gae"])
+def test_the_experience_stage_places_prm_step_rewards_sharded_as_numpy_says(advantage):
+  """The RL loop's advantage stage (`experience.DeviceScorer`) given a PRM's step rewards:
+  `grpo_process` gets them as steps (DeepSeekMath), `gae` as per-token rewards on step-final
+  tokens (Math-Shepherd's step-by-step PPO); sharded over 2 devices, against numpy loops."""
+  b, ends, scores = _step_batch()
+  hparams = (("outcome_weight", 0.5),) if advantage == "grpo_process" else ()
+  scorer = _scorer(advantage, hparams)
+  zeros = np.zeros((G, T), np.float32)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("data",))
+  row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  args = jax.device_put(
+    (b["reward_g"], b["valid_g"], b["mask_gt"], zeros, zeros, b["values_gt"], b["finished_eos_g"]),
+    row,
+  )
+  adv_gt, _ = scorer.advantages(*args, jax.device_put((scores, ends), row))
+  assert len(adv_gt.sharding.device_set) == 2
+  if advantage == "grpo_process":
+    want = _np_grpo_process(b, ends, scores, outcome_weight=0.5)
+  else:
+    token_reward_gt = np.zeros((G, T), np.float32)
+    for i in range(G):
+      for k, e in enumerate(ends[i]):
+        if e >= 0:
+          token_reward_gt[i, e] += scores[i, k]
+    want = _np_gae({**b, "token_reward_gt": token_reward_gt}, gamma=1.0, lam=0.95)
+    want = want * b["mask_gt"] * b["valid_g"][:, None]
+  np.testing.assert_allclose(np.asarray(adv_gt), want, rtol=1e-5, atol=1e-5)

@@ -2,6 +2,7 @@
 (recomputed directly), the verifier runs beside it as gold, rows it cannot read are
 masked, and a run logs proxy, gold and the hack gap."""
 
+import dataclasses
 import json
 
 import jax
@@ -164,19 +165,106 @@ def test_overoptimisation_runlocal_trains_its_orm_audits_it_and_resumes_exactly(
   assert [_deterministic(r) for r in _records(resumed)] == [_deterministic(r) for r in records]
 
 
+def test_independent_runlocal_trains_a_disjoint_smaller_judge_and_trains_on_the_minimum(tmp_path):
+  """`configs/overopt_orm.py:independent,runlocal`: a second ORM is trained on problems the
+  first never saw, on a fresh `tiny` backbone (the first is the `mini` policy's), and the
+  policy trains on the pessimistic minimum of the two, each logged beside it."""
+  from jaxrl_verify import reward_bootstrap
+
+  config = load_config("overopt_orm", "independent,runlocal")
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(config, str(workdir))
+
+  def prompts(name):
+    d = workdir / name / "labelled"
+    return {
+      json.loads(x)["prompt"] for f in d.glob("*.jsonl") for x in f.read_text().split("\n") if x
+    }
+
+  first, second = prompts(reward_bootstrap.DIRNAME), prompts(reward_bootstrap.INDEPENDENT_DIRNAME)
+  assert len(second) == config.reward.independent.problems and not first & second
+  presets = [
+    rm_setup.restore(str(workdir / d))[0].model
+    for d in (reward_bootstrap.DIRNAME, reward_bootstrap.INDEPENDENT_DIRNAME)
+  ]
+  assert presets[1].preset == "tiny" and presets[0].init_from  # The policy's backbone.
+  for r in _records(workdir)[1:]:
+    # The mean of a per-row minimum is at most either member's mean.
+    assert r["reward/proxy"] <= min(r["reward/judge"], r["reward/rm_optimised"]) + 1e-6
+    assert r["reward/hack_gap"] == pytest.approx(r["reward/proxy"] - r["reward/gold"])
+
+
+def test_prm_shaped_runlocal_trains_a_monte_carlo_prm_and_its_outcome_twin_does_not(tmp_path):
+  """`configs/prm_shaped_chain.py:process,runlocal`: a PRM is trained before step 0 on the
+  initial policy's samples with Math-Shepherd step labels (the last step the verifier's
+  outcome), then process GRPO on its step rewards logs proxy and gold; `:outcome,runlocal`
+  is the verifier alone."""
+  from jaxrl_verify import reward_bootstrap
+  from jaxrl_verify.verifiers.math import verify_math
+
+  process, outcome = tmp_path / "process", tmp_path / "outcome"
+  train.train_and_evaluate(load_config("prm_shaped_chain", "process,runlocal"), str(process))
+  rm_dir = process / reward_bootstrap.DIRNAME
+  rc = rm_setup.restore(str(rm_dir))[0]
+  assert rc.rm.kind == "prm" and (rm_dir / "done.json").exists()
+  labelled = [
+    json.loads(line)
+    for split in ("train", "test")
+    for line in (rm_dir / "labelled" / f"{split}.jsonl").read_text().splitlines()
+  ]
+  assert labelled
+  for r in labelled:
+    assert len(r["labels"]) == len(r["steps"]) and all(isinstance(x, bool) for x in r["labels"])
+    outcome_ok = verify_math("\n".join(r["steps"]), r["reference"]).reward >= 0.5
+    assert r["labels"][-1] == outcome_ok
+  records = _records(process)
+  for r in records[1:]:
+    assert r["reward/hack_gap"] == pytest.approx(r["reward/proxy"] - r["reward/gold"])
+  train.train_and_evaluate(load_config("prm_shaped_chain", "outcome,runlocal"), str(outcome))
+  assert not (outcome / reward_bootstrap.DIRNAME).exists()
+  assert all("reward/proxy" not in r for r in _records(outcome))
+  assert [r["step"] for r in _records(outcome)] == [r["step"] for r in records]
+
+
 def test_bootstrap_config_errors_are_one_sentence(tmp_path):
   c = load_config("overopt_orm", "plain")
   with c.unlocked():
     c.reward.rm_dir = str(tmp_path)
   with pytest.raises(ValueError, match="not both"):
     config_lib.validate(c)
-  for variant in ("plain", "kl", "adversarial"):
+  for variant in ("plain", "kl", "adversarial", "independent"):
     config_lib.validate(load_config("overopt_orm", variant))
   c = load_config("overopt_orm", "kl")
   assert c.algo.kl_coef > 0 and config_lib.needs_ref(c)
   with c.unlocked():
     c.reward.bootstrap.test_frac = 1.0
   with pytest.raises(ValueError, match=r"config\.reward\.bootstrap has problems"):
+    config_lib.validate(c)
+
+
+@pytest.mark.parametrize(
+  "change,message",
+  [
+    (dict(algo__advantage="grpo"), r"reward\.placement is 'steps' but grpo uses outcome"),
+    (dict(reward__bootstrap__problems=0), r"reward\.placement is 'steps'; step rewards come"),
+    (dict(reward__bootstrap__kind="step"), r"reward\.bootstrap\.kind is 'step'"),
+    (dict(reward__placement="outcome"), r"algo\.advantage is 'grpo_process', which needs step"),
+    (dict(reward__independent__problems=8), r"judges score whole completions"),
+    (dict(reward__bootstrap__label__num_rollouts=0), r"reward\.bootstrap\.label has"),
+  ],
+)
+def test_process_reward_config_errors_are_one_sentence(change, message):
+  c = load_config("prm_shaped_chain", "process")
+  config_lib.validate(c)
+  config_lib.validate(load_config("prm_shaped_chain", "outcome"))
+  with c.unlocked():
+    for path, value in change.items():
+      *parents, leaf = path.split("__")
+      node = c
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
+  with pytest.raises(ValueError, match=message):
     config_lib.validate(c)
 
 
@@ -222,3 +310,47 @@ def test_online_updates_learn_the_audited_labels_and_checkpoint_exactly(rm_dir, 
   assert source.updates == 1 and len(source.audits) == 4
   for a, b in zip(jax.tree.leaves(source.params), jax.tree.leaves(saved)):
     np.testing.assert_array_equal(np.asarray(a), b)
+
+
+def test_step_placement_gives_each_steps_prm_probability_and_its_last_policy_token(rm_dir):
+  """placement='steps': every step's PRM probability (x rm_weight) and the index of the
+  completion token (the policy tokenizer's) that finishes the step's text; the outcome
+  reward is the verifier's (x verifier_weight)."""
+  texts = [
+    "I have 2 coins and get 2 more.\nSo I have 4 coins.\n\\boxed{4}",
+    "So I have 5 coins.\n\n\\boxed{5}",
+  ]
+  completions = _completions(texts, ["How many coins do I have?"])
+  _, tok, _, _ = rm_setup.restore(rm_dir)  # A real SentencePiece model as the policy's.
+  ids = [tok.encode(t) for t in texts]
+  tokens_gt = np.full((2, max(map(len, ids))), tok.pad_id, np.int32)
+  for i, row in enumerate(ids):
+    tokens_gt[i, : len(row)] = row
+  completions = dataclasses.replace(
+    completions, tokens_gt=tokens_gt, length_g=np.array([len(r) for r in ids])
+  )
+  with VerifierPool(num_workers=1) as pool:
+    outcome = learned_rewards.LearnedRewards(pool, "math", rewards_lib.Shaping(), rm_dir)
+    by_steps = learned_rewards.LearnedRewards(
+      pool,
+      "math",
+      rewards_lib.Shaping(),
+      rm_dir,
+      placement="steps",
+      policy_tokenizer=tok,
+      rm_weight=0.5,
+      verifier_weight=2.0,
+    )
+    probs_gs = outcome.score_steps(completions, with_ends=False)[2]
+    r = by_steps.finish(by_steps.start(completions), completions)
+  np.testing.assert_allclose(r.reward_g, [2.0, 0.0])  # The verifier's, x verifier_weight.
+  np.testing.assert_allclose(r.step_reward_gs, 0.5 * probs_gs, rtol=1e-6)
+  for i, text in enumerate(texts):
+    steps = [s for s in text.split("\n") if s]
+    ends = r.step_end_gs[i]
+    assert (ends[len(steps) :] == -1).all() and (r.step_reward_gs[i, len(steps) :] == 0).all()
+    for step, e in zip(steps, ends[: len(steps)]):
+      assert tok.decode(ids[i][: e + 1]).endswith(step)  # The token that completes it ...
+      assert not tok.decode(ids[i][:e]).endswith(step)  # ... and not one earlier.
+  with pytest.raises(ValueError, match="policy's tokenizer"):
+    learned_rewards.LearnedRewards(pool, "math", rewards_lib.Shaping(), rm_dir, placement="steps")
