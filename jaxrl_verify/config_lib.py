@@ -124,6 +124,9 @@ def base_config() -> mlc.ConfigDict:
   c.eval.k = 4  # pass@k / maj@k samples per problem.
   c.eval.temperature = 1.0
   c.eval.batch_size = 64
+  # With a learned reward: its scores of fixed adversarial solutions of this many held-out
+  # problems against their honest solutions (`process.red_team`), as `eval/red_team/*`.
+  c.eval.red_team_problems = 64
 
   # A learned reward model instead of (or mixed with) the verifier; the verifier then runs
   # beside it as the gold check (`reward/proxy`, `reward/gold`, `reward/hack_gap`).
@@ -341,6 +344,8 @@ def _validate_sizes(c: mlc.ConfigDict) -> None:
       value = value[name]
     if value < 1:
       _fail(field, f"is {value}", "set it to at least 1")
+  if c.eval.red_team_problems < 0:
+    _fail("eval.red_team_problems", f"is {c.eval.red_team_problems}", "set it to 0 (off) or more")
   if c.sft.steps < 0 or not 0.0 <= c.sft.box_noise <= 1.0:
     _fail("sft", "has steps < 0 or box_noise outside [0, 1]", "fix sft.steps / sft.box_noise")
   if c.rollout.temperature < 0:

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from jaxrl_verify import rewards as rewards_lib
-from jaxrl_verify.process import rm, rm_setup
+from jaxrl_verify.process import red_team, rm, rm_setup
 from jaxrl_verify.process import steps as steps_lib
 from jaxrl_verify.rl import shaping
 from jaxrl_verify.types import PromptBatch
@@ -48,6 +48,40 @@ def combine_scores(members_mg: np.ndarray, how: str, k: float = 1.0) -> np.ndarr
   if how == "mean_std":
     return members_mg.mean(0) - k * members_mg.std(0)
   raise ValueError(f"Unknown RM combination {how!r}; choose one of {COMBINES}.")
+
+
+def red_team_metrics(
+  score_texts, batch: PromptBatch, honest: list[str], adversarial: dict[str, list[str]]
+) -> dict[str, float]:
+  """A learned reward's scores of fixed attacks against honest solutions (`process.red_team`).
+
+  Args:
+    score_texts: `(PromptBatch, texts) -> float [b]` (`LearnedRewards.score_texts`).
+    batch: the b held-out prompts; honest, adversarial[kind]: b completion texts each.
+
+  Returns:
+    `eval/red_team/<kind>`: the fraction of problems whose honest solution outscores the
+    attack (ties half); `eval/red_team/separated_kinds`: the fraction of kinds where every
+    honest solution outscores every attack (the bar for a robust RM: 1);
+    `eval/red_team/honest` and `eval/red_team/adversarial`: mean scores. A text the RM
+    cannot read scores 0, as a completion with no step does in training.
+  """
+
+  def scores(texts):
+    return np.nan_to_num(np.asarray(score_texts(batch, texts), np.float64), nan=0.0)
+
+  report = red_team.score_against_honest(
+    scores(honest), {k: scores(v) for k, v in adversarial.items()}
+  )
+  out = {f"eval/red_team/{k}": r["honest_wins"] for k, r in report.items()}
+  out["eval/red_team/separated_kinds"] = float(
+    np.mean([r["every_honest_above"] for r in report.values()])
+  )
+  out["eval/red_team/honest"] = next(iter(report.values()))["mean_honest"]
+  out["eval/red_team/adversarial"] = float(
+    np.mean([r["mean_adversarial"] for r in report.values()])
+  )
+  return out
 
 
 def step_token_ends(tokenizer, ids: np.ndarray, text: str, steps: list[str]) -> list[int]:

@@ -22,17 +22,19 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections as mlc
+import numpy as np
 import optax
 from absl import logging
 from flax import nnx
 
-from jaxrl_verify import config_lib, distributed, evaluation, experience
+from jaxrl_verify import config_lib, distributed, evaluation, experience, learned_rewards
 from jaxrl_verify import sharding as shd
 from jaxrl_verify.data import pipeline
 from jaxrl_verify.data import tasks as tasks_lib
 from jaxrl_verify.models import config as model_config
 from jaxrl_verify.models import io as model_io
 from jaxrl_verify.models.transformer import Transformer, ValueModel
+from jaxrl_verify.process import red_team
 from jaxrl_verify.rl import update as update_lib
 from jaxrl_verify.sampler import Sampler, SamplingParams
 from jaxrl_verify.sp_tokenizer import SentencePieceTokenizer
@@ -381,7 +383,7 @@ def reward_source(config, exp_cfg: experience.ExperienceConfig, pool, workdir: s
       "A learned reward (config.reward.rm_dir or reward.bootstrap) runs in a single "
       "process for now; run on one host, or use the verifier alone."
     )
-  from jaxrl_verify import audited_rewards, learned_rewards, reward_bootstrap
+  from jaxrl_verify import audited_rewards, reward_bootstrap
 
   rm_dir = reward_bootstrap.reward_model_dir(config, workdir)
   args = (pool, exp_cfg.verifier, exp_cfg.shaping, rm_dir)
@@ -483,7 +485,7 @@ def heldout_eval(
   """Greedy accuracy, pass@k and maj@k of `policy_state` on the held-out split
   (`config.eval`); with a learned `reward_source`, its score of the same greedy
   completions too (`eval/proxy`, `eval/gold_accuracy`, `eval/hack_gap`)."""
-  return evaluation.evaluate(
+  metrics = evaluation.evaluate(
     sampler_,
     policy_state,
     eval_batches(config, run),
@@ -497,6 +499,27 @@ def heldout_eval(
     mesh=run.mesh,
     num_examples=config.eval.num_examples,
     proxy=getattr(reward_source, "score_texts", None),
+  )
+  if hasattr(reward_source, "score_texts") and config.eval.red_team_problems:
+    metrics.update(red_team_eval(config, run, reward_source))
+  return metrics
+
+
+def red_team_eval(config, run: Prepared, reward_source) -> dict[str, float]:
+  """The learned reward's red-team figures (`learned_rewards.red_team_metrics`) on the
+  first `eval.red_team_problems` held-out problems; none for a task whose examples carry
+  no worked `solution` ending in a boxed answer."""
+  batches = eval_batches(config, run)
+  examples = [
+    batches.examples[i] for i in range(min(config.eval.red_team_problems, len(batches.examples)))
+  ]
+  try:
+    honest, adversarial = red_team.solution_texts(examples, np.random.default_rng(config.seed))
+  except (KeyError, ValueError) as e:
+    logging.log_first_n(logging.INFO, "No red team for task %r: %s", 1, config.task.name, e)
+    return {}
+  return learned_rewards.red_team_metrics(
+    reward_source.score_texts, batches.make_batch(examples), honest, adversarial
   )
 
 

@@ -100,6 +100,38 @@ def test_a_run_trained_by_a_learned_reward_logs_the_hack_gap(rm_dir, tmp_path):
   assert "eval/accuracy" in records[-1]  # Held-out eval is the verifier's: gold.
 
 
+def test_red_team_metrics_rank_by_the_scorer_a_perfect_judge_and_a_real_rm(rm_dir, tmp_path):
+  """The verifier as a perfect outcome judge beats every answer-changing attack and ties the
+  answer-keeping ones; a real RM's figures are well-formed fractions of the same report."""
+  from jaxrl_verify.data import pipeline, tasks
+  from jaxrl_verify.process import red_team
+  from jaxrl_verify.verifiers.math import verify_math
+
+  task = tasks.get_task("arithmetic", size="tiny", difficulty=(2,))
+  tok = rm_setup.restore(rm_dir)[1]
+  batches = pipeline.PromptIterator(
+    task, "test", batch_size=8, tokenizer=tok, max_prompt_len=256, seed=0, data_dir=tmp_path
+  )
+  examples = [batches.examples[i] for i in range(8)]
+  batch = batches.make_batch(examples)
+  honest, adversarial = red_team.solution_texts(examples, np.random.default_rng(0))
+
+  def judge(b, texts):
+    return np.array([verify_math(t, r).reward for t, r in zip(texts, b.references)])
+
+  m = learned_rewards.red_team_metrics(judge, batch, honest, adversarial)
+  assert m["eval/red_team/wrong_answer"] == m["eval/red_team/truncated"] == 1.0
+  assert m["eval/red_team/master_key"] == 1.0
+  assert m["eval/red_team/right_answer_nonsense_steps"] == 0.5  # Ties: the answer is right.
+  assert m["eval/red_team/separated_kinds"] == pytest.approx(3 / 5)
+  assert m["eval/red_team/honest"] == 1.0
+  with VerifierPool(num_workers=1) as pool:
+    source = learned_rewards.LearnedRewards(pool, "math", rewards_lib.Shaping(), rm_dir)
+    real = learned_rewards.red_team_metrics(source.score_texts, batch, honest, adversarial)
+  assert set(real) == set(m)
+  assert all(0.0 <= v <= 1.0 for v in real.values()), real
+
+
 def test_bad_learned_reward_config_is_one_sentence(tmp_path):
   c = config_lib.base_config()
   c.reward.rm_dir = str(tmp_path)
@@ -129,6 +161,7 @@ def test_overoptimisation_runlocal_trains_its_orm_audits_it_and_resumes_exactly(
   policy's verified samples before step 0, trains the policy, is audited and updated
   online every step; the contract's metrics and plot; a stopped run resumes bit for bit."""
   from jaxrl_verify import reward_bootstrap
+  from jaxrl_verify.process import red_team
   from jaxrl_verify.verifiers.math import verify_math
 
   config = load_config("overopt_orm", "adversarial,runlocal")
@@ -156,6 +189,8 @@ def test_overoptimisation_runlocal_trains_its_orm_audits_it_and_resumes_exactly(
   assert [r["step"] for r in evals] == [0, 2, 4]
   for r in evals:
     assert r["eval/gold_accuracy"] == r["eval/accuracy"] and 0 <= r["eval/proxy"] <= 1
+    assert 0 <= r["eval/red_team/separated_kinds"] <= 1  # The audited ORM, red-teamed.
+    assert {f"eval/red_team/{k}" for k in red_team.TEXT_KINDS} <= set(r)
 
   train.train_and_evaluate(config, str(resumed), stop_after=2)
   trained_at = (resumed / reward_bootstrap.DIRNAME / "done.json").stat().st_mtime_ns

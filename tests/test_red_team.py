@@ -35,3 +35,33 @@ def test_score_against_honest_counts_wins_ties_and_the_strict_bar():
   assert not out["a"]["every_honest_above"]
   assert out["b"]["honest_wins"] == 1.0 and out["b"]["every_honest_above"]
   assert out["b"]["mean_adversarial"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("task_name", ["arithmetic", "chains"])
+def test_solution_texts_attack_each_real_example_as_their_kinds_say(task_name, tmp_path):
+  """On a real tfds split, the verifier (a perfect outcome judge) accepts the honest text,
+  rejects every attack that changes or drops the answer, and accepts the ones that keep it."""
+  from jaxrl_verify.data import tasks
+  from jaxrl_verify.verifiers.math import verify_math
+
+  test = tasks.get_task(task_name, size="tiny", difficulty=(2,)).data_source("test", tmp_path)
+  examples = [test[i] for i in range(8)]
+  honest, adversarial = red_team.solution_texts(examples, np.random.default_rng(0))
+  kinds = red_team.KINDS if task_name == "chains" else red_team.TEXT_KINDS
+  assert list(adversarial) == list(kinds) and len(honest) == 8
+
+  def correct(texts):
+    return [verify_math(t, str(ex["answer"])).reward >= 0.5 for t, ex in zip(texts, examples)]
+
+  assert all(correct(honest))
+  wrong = "hidden_wrong_step" if task_name == "chains" else "wrong_answer"
+  for kind in (wrong, "truncated", "master_key"):
+    assert not any(correct(adversarial[kind])), kind
+  for kind in ("right_answer_nonsense_steps", "repeated_steps"):
+    assert all(correct(adversarial[kind])), kind
+  assert all(t not in honest for t in adversarial["right_answer_nonsense_steps"])
+
+
+def test_solution_texts_name_a_solution_without_a_boxed_answer():
+  with pytest.raises(ValueError, match="ending in"):
+    red_team.solution_texts([{"solution": "no answer here", "answer": "1"}], None)

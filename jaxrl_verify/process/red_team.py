@@ -13,6 +13,13 @@ Kinds (`KINDS`), each built from a problem's exact chain (`data.chains`), never 
 - `master_key`: the opener "Let's solve this step by step." alone, the kind of "master
   key" reply that fools LLM judges.
 
+`solution_texts` builds the same attacks as completion *texts* for any task whose examples
+carry a worked `solution` ending in `\\boxed{answer}` (chains, arithmetic, ...): for a
+chain, the steps above joined by newlines; otherwise (no exact chain to corrupt)
+`wrong_answer` (the honest work, the boxed answer off by one) stands in for
+`hidden_wrong_step`, and the work is cut into steps at newlines and sentence ends. The RL
+loop scores these with its learned reward at every held-out eval (`eval/red_team/*`).
+
 `score_against_honest` turns scores into the report: per kind, the fraction of problems on
 which the honest solution outscores the adversarial one, and whether every honest solution
 outscores every adversarial one of the kind (the issue's bar for a robust RM).
@@ -20,7 +27,9 @@ outscores every adversarial one of the kind (the issue's bar for a robust RM).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +42,10 @@ KINDS = (
   "truncated",
   "master_key",
 )
+TEXT_KINDS = ("wrong_answer", *KINDS[1:])  # For tasks without an exact chain.
 MASTER_KEY = "Let's solve this step by step."
+_BOXED = re.compile(r"\\boxed\{[^{}]*\}\s*$")
+_STEP_END = re.compile(r"(?<=[.\n])\s+")
 
 
 def adversarial_steps(
@@ -57,6 +69,60 @@ def adversarial_steps(
     "truncated": honest[: max(1, len(ops) // 2)],
     "master_key": [MASTER_KEY],
   }
+
+
+def _work_and_answer(solution: str) -> tuple[list[str], str]:
+  """A worked solution's steps (split at newlines and sentence ends) and its final
+  `\\boxed{...}`."""
+  m = _BOXED.search(solution)
+  if m is None:
+    raise ValueError(
+      f"Red-team solutions need a worked solution ending in \\boxed{{...}}; got {solution!r}."
+    )
+  work = solution[: m.start()].strip()
+  return [s for s in _STEP_END.split(work) if s], m.group(0).strip()
+
+
+def _text_attacks(solution: str, answer: Any, decoy_solution: str) -> dict[str, str]:
+  steps, boxed = _work_and_answer(solution)
+  try:
+    wrong = f"\\boxed{{{int(answer) + 1}}}"
+  except (TypeError, ValueError):
+    wrong = "\\boxed{0}" if str(answer).strip() != "0" else "\\boxed{1}"
+  decoy_steps, _ = _work_and_answer(decoy_solution)
+  sep = "\n" if "\n" in solution else " "
+  return {
+    "wrong_answer": sep.join([*steps, wrong]),
+    "right_answer_nonsense_steps": sep.join([*decoy_steps, boxed]),
+    "repeated_steps": sep.join([steps[0]] * max(len(steps), 2) + [boxed]) if steps else boxed,
+    "truncated": sep.join(steps[: max(1, len(steps) // 2)]) if steps else "",
+    "master_key": MASTER_KEY,
+  }
+
+
+def solution_texts(
+  examples: Sequence[dict[str, Any]], rng: np.random.Generator
+) -> tuple[list[str], dict[str, list[str]]]:
+  """(honest completion texts, {kind: adversarial texts}) of held-out examples, one of each
+  kind per example, in order. Kinds are `KINDS` for chains (examples with `start` and
+  `ops`), else `TEXT_KINDS`; each example's decoy is the next example's solution."""
+  if not examples:
+    raise ValueError("The red team needs at least one example.")
+  is_chain = all("start" in ex and "ops" in ex for ex in examples)
+  honest, adversarial = [], {k: [] for k in (KINDS if is_chain else TEXT_KINDS)}
+  for n, ex in enumerate(examples):
+    decoy = examples[(n + 1) % len(examples)]
+    if is_chain:
+      start, ops = int(ex["start"]), chains.parse_ops(ex["ops"])
+      honest.append("\n".join(chains.solution_steps(start, ops)))
+      attacks = adversarial_steps(start, ops, chains.parse_ops(decoy["ops"]), rng)
+      attacks = {k: "\n".join(v) for k, v in attacks.items()}
+    else:
+      honest.append(str(ex["solution"]))
+      attacks = _text_attacks(str(ex["solution"]), ex.get("answer"), str(decoy["solution"]))
+    for kind, text in attacks.items():
+      adversarial[kind].append(text)
+  return honest, adversarial
 
 
 def score_against_honest(
