@@ -22,6 +22,16 @@ Variants (`:VARIANT`, or `:VARIANT,runlocal` for a seconds-long smoke run):
   highest (`reward.audit`), and the ORM takes two AdamW steps on those labels (hard
   negatives first) mixed with replayed ones (`audited_rewards`): external feedback
   entering the loop at a measured rate (`verify/audited_frac`).
+- `independent`: a second ORM trained before step 0 with the same recipe on 960 *other*
+  train problems, another seed and a fresh, smaller backbone (`tiny`), frozen; the policy
+  trains on the minimum of the two scores (a pessimistic ensemble, `reward.ensemble`) and
+  `reward/judge` logs the independent one alone. Not measured yet.
+
+Every held-out eval also red-teams the reward that trains (`eval/red_team/*`: fixed attacks
+on 64 held-out problems, a wrong boxed answer after the honest work, the right answer after
+another problem's work, repeated steps, a truncated solution and the "Let's solve this step
+by step." opener, each against the honest solution; `process.red_team`). Not measured yet
+on the full runs.
 
 Measured on the 2-core development CPU (2026-12-03; training figures are EMA-smoothed
 (0.9) per-step means over 128 samples, eval is greedy on 200 held-out problems):
