@@ -5,8 +5,9 @@ r"""Batch-score a JSONL file of completions through the verifier pool.
 
 Input lines: `{"completion": str, "reference": ..., **fields}`; every key other than
 `completion` and `reference` is passed to the verifier as a field (e.g. `tests`,
-`entry_point` for `--verifier=code`). Output: one line per input line, in order: the
-input object plus `status`, `reward`, `latency_s`, `reason` (and verdict extras such as
+`entry_point` for `--verifier=code`; `system`, `spec` for `--verifier=simulator`, whose
+lines, like the code verifier's, need no `reference`). Output: one line per input line, in
+order: the input object plus `status`, `reward`, `latency_s`, `reason` (and verdict extras such as
 `hidden_reward`). A malformed line gets `status=invalid` and a reason naming its line
 number; it never stops the run. A summary (counts by status, throughput including pool
 start-up, latency percentiles) goes to stderr as one JSON object.
@@ -28,10 +29,10 @@ from jaxrl_verify.verifiers.base import Verdict
 from jaxrl_verify.verifiers.pool import VerifierPool
 
 # Deadlines by verifier: running a program's tests needs far longer than a sympy check.
-DEFAULT_TIMEOUT_S = {"code": 30.0}
-_BUILTIN = ("math", "code", "countdown")
+DEFAULT_TIMEOUT_S = {"code": 30.0, "simulator": 30.0}
+_BUILTIN = ("math", "code", "countdown", "simulator")
 # Verifiers whose tests are the reference (the `reference` key may be left out).
-_REFERENCE_OPTIONAL = ("code",)
+_REFERENCE_OPTIONAL = ("code", "simulator")
 
 
 def parse_line(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxrl_verify.data import arithmetic, chains, countdown, linear_equations, public
+from jaxrl_verify.data import arithmetic, chains, countdown, linear_equations, public, simulators
 from jaxrl_verify.registry import Registry
 
 Example = dict[str, Any]
@@ -236,6 +236,17 @@ register_task(
     verifier="math",
     sft_field="solution",
     description="solve a*x + b = c*x + d, levels 1..4",
+  )
+)
+register_task(
+  Task(
+    name="simulators",
+    builder=simulators.Simulators,
+    prompt_template="{question}\nWrite the program in a ```python code block.\n",
+    verifier="simulator",
+    verifier_fields=("system", "spec"),
+    sft_field="solution",
+    description="write step(state, dt) for 6 systems from observed trajectories",
   )
 )
 register_task(

@@ -96,7 +96,7 @@ def _import_builtin() -> None:
   # Imported lazily so that `base` stays import-light for the pool workers.
   import importlib
 
-  for module in ("math", "code", "countdown"):
+  for module in ("math", "code", "countdown", "simulator"):
     try:
       importlib.import_module(f"jaxrl_verify.verifiers.{module}")
     except ModuleNotFoundError as e:

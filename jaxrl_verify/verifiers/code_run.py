@@ -53,7 +53,7 @@ def default_limits(timeout_s: float) -> sbx.Limits:
   return sbx.Limits(wall_s=timeout_s, cpu_s=max(1.0, 0.5 * timeout_s))
 
 
-def _diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) -> None:
+def diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) -> None:
   """Raises `_Hack` when a sandboxed process misbehaved or did not run.
 
   `role`: `candidate` (output is not the answer), `io` (stdout is the answer) or `trusted`.
@@ -99,7 +99,7 @@ def _diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) 
     raise Hack("the test harness did not finish", "error")
 
 
-def _decode(value: Any) -> Any:
+def decode_result(value: Any) -> Any:
   """A result from the candidate's report channel as plain data; forged junk is a hack."""
   try:
     return code_harness.de(value)
@@ -128,10 +128,10 @@ def run_asserts(program: str, tests: list[str], hidden: list[str], limits, backe
   outs = sbx.run_group(specs, limits, backend=backend)
   # The candidate's process may write to its report channel: trust no field's type.
   answers = {r["call"]: r for r in outs[0].reports if type(r.get("call")) is int}
-  _diagnose(outs[0], "candidate", answers_missing=len(answers) < len(splits), cpu_s=limits.cpu_s)
+  diagnose(outs[0], "candidate", answers_missing=len(answers) < len(splits), cpu_s=limits.cpu_s)
   expected_iter = iter([])
   if exprs:
-    _diagnose(outs[1], "trusted")
+    diagnose(outs[1], "trusted")
     values = [r for r in outs[1].reports if "call" in r]
     if any("value" not in r for r in values):
       bad = next(r for r in values if "value" not in r)
@@ -150,7 +150,7 @@ def run_asserts(program: str, tests: list[str], hidden: list[str], limits, backe
     elif "error" in answer:
       ok, why = False, _error_reason(f"{answer['error']} (test {i})")
     else:
-      ok = compare(split, _decode(answer.get("value")), expected)
+      ok = compare(split, decode_result(answer.get("value")), expected)
       why = f"wrong-answer: test {i} ({split.call})"
     passed.append(ok)
     if not ok and first_failure is None:
@@ -174,10 +174,10 @@ def run_check(
   )
   results = [r for r in k_out.reports if "check" in r]
   gone = any(r.get("gone") for r in results)
-  _diagnose(c_out, "candidate", answers_missing=gone or not k_out.done, cpu_s=limits.cpu_s)
+  diagnose(c_out, "candidate", answers_missing=gone or not k_out.done, cpu_s=limits.cpu_s)
   if any(r["detail"].startswith("forged-verdict") for r in results):
     raise Hack(next(r["detail"] for r in results if r["detail"].startswith("forged-verdict")))
-  _diagnose(k_out, "trusted")
+  diagnose(k_out, "trusted")
   first_failure = None
   for r in results:
     if not r["passed"] and first_failure is None:
@@ -206,7 +206,7 @@ def run_io(
     specs = [sbx.Spec({"mode": "io", "program": program}, str(c["input"]).encode()) for c in batch]
     outs = sbx.run_group(specs, dataclasses.replace(limits, wall_s=wall), backend=backend)
     for j, (case, out) in enumerate(zip(batch, outs)):
-      _diagnose(out, "io", cpu_s=limits.cpu_s)
+      diagnose(out, "io", cpu_s=limits.cpu_s)
       err = out.first("error") or out.first("exit_code")
       got = normalise_output(out.stdout.decode(errors="replace"))
       ok = err is None and got == normalise_output(str(case["output"]))

@@ -1,0 +1,5 @@
+# ruff: noqa
+# fmt: off
+# expect: exits-early
+import sys
+sys.exit(0)

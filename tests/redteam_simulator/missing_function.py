@@ -1,0 +1,5 @@
+# ruff: noqa
+# fmt: off
+# expect: missing-function
+def simulate_system(state):
+  return state
