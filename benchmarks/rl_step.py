@@ -103,6 +103,7 @@ def train_bench_rm(kind: str, workdir: str, task, data_dir, tok, cfg, policy) ->
   for i, (prompt, demo) in enumerate(pairs):
     steps = [line for line in demo.split("\n") if line.strip()]
     records.append({"prompt": prompt, "steps": steps, "labels": [bool(i % 2)] * len(steps)})
+  os.makedirs(labelled, exist_ok=True)
   for split in ("train", "test"):
     jsonl.write_jsonl_atomically(os.path.join(labelled, f"{split}.jsonl"), records)
   config = bench_config()

@@ -61,6 +61,9 @@ def base_config() -> mlc.ConfigDict:
   # Builder options of the demonstrations' task (e.g. easier levels than RL trains on);
   # empty: the RL task's own options (`task.options`).
   c.sft.task_options = mlc.ConfigDict()
+  # The example field holding the demonstrations; empty: the task's own `sft_field` (e.g.
+  # `warm_start` for the simulator tasks: the right program with wrong constants).
+  c.sft.field = ""
 
   c.rollout = mlc.ConfigDict()
   c.rollout.prompts_per_step = 8

@@ -6,7 +6,9 @@ Restores the policy of the latest checkpoint in DIR/checkpoints (or `--step`); w
 checkpoint it evaluates the config's initial model (`model.init_from`, else a fresh
 init) and says so. The held-out split is `config.task.eval_split`; sampling uses
 `config.eval` (`k`, `temperature`, `num_examples`, `batch_size`). Metrics are printed
-as JSON and written to DIR/eval.json (or `--output`).
+as JSON and written to DIR/eval.json (or `--output`), with the task's baselines scored by
+the same verifier where it has them (`baseline/NAME/...`, e.g. the simulator tasks'
+constant-state and fitted-linear predictors).
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def evaluate_run(
     output: the JSON path; default WORKDIR/eval.json.
 
   Returns:
-    `eval/*` metrics plus `step` (None for the initial model), `source`
-    (`checkpoint` or `initial model`), `split`, `task` and `time/eval`.
+    `eval/*` metrics, `baseline/*` for a task with baselines, plus `step` (None for the
+    initial model), `source` (`checkpoint` or `initial model`), `split`, `task` and
+    `time/eval`.
 
   Raises:
     FileNotFoundError: `step` was given but no such checkpoint exists.
@@ -89,6 +92,7 @@ def evaluate_run(
   with setup_lib.make_pool(config) as pool:
     rng = jax.random.PRNGKey(config.seed + 1)
     metrics: dict[str, Any] = setup_lib.heldout_eval(config, run, sampler, policy, pool, rng)
+    metrics.update(setup_lib.baseline_eval(config, run, pool))
   metrics["time/eval"] = time.perf_counter() - t0
   metrics.update(step=step, source=source, split=config.task.eval_split, task=run.task.name)
   if jax.process_index() == 0:

@@ -20,6 +20,15 @@ from jaxrl_verify import distributed
 from jaxrl_verify.sampler import SamplingParams
 from jaxrl_verify.types import PromptBatch
 
+# Verdict extras averaged over the greedy completions, by verifier: name -> metric.
+EVAL_EXTRAS = {
+  "simulator": {
+    "prediction_reward": "eval/prediction_reward",
+    "runs": "eval/runs_frac",
+    "length_cost": "eval/length_cost",
+  },
+}
+
 
 def answer_key(verifier: str, completion: str) -> str | None:
   """The final answer of a completion in a canonical form, for majority voting."""
@@ -100,7 +109,9 @@ def evaluate(
   Returns:
     Flat metrics: `eval/accuracy` (greedy), `eval/pass@k`, `eval/maj@k`,
     `eval/invalid_frac` (greedy completions with no single well-formed answer),
-    `eval/response_length` and `eval/num_examples`; with `proxy`, also `eval/proxy` (the
+    `eval/response_length`, `eval/num_examples` and `eval/reward` (the mean reward of the
+    greedy completions), the verifier's `EVAL_EXTRAS` (e.g. `eval/prediction_reward`); with
+    `proxy`, also `eval/proxy` (the
     mean learned reward of the greedy completions), `eval/gold_accuracy` (the verifier's
     verdict of the same completions: `eval/accuracy`) and `eval/hack_gap` (their
     difference).
@@ -109,6 +120,8 @@ def evaluate(
   sampled = SamplingParams(temperature=temperature)
   correct, passed, majority, invalid, lengths, n = 0, 0, 0, 0, [], 0
   proxy_sum, proxy_n = 0.0, 0
+  extras = EVAL_EXTRAS.get(verifier, {})
+  extras_sum = np.zeros(len(extras) + 1)  # the extras, then the reward
   for batch in batches:
     if n >= num_examples:  # n counts all processes' examples: every process stops together.
       break
@@ -131,6 +144,9 @@ def evaluate(
       mesh=mesh,
     )
     correct += sum(v.status == "ok" for v in verdicts[:real])
+    for v in verdicts[:real]:
+      got = v.extras or {}
+      extras_sum += [float(got.get(key, 0.0)) for key in extras] + [v.reward]
     if proxy is not None and real:
       scores_b = np.asarray(proxy(batch, texts), np.float64)[:real]
       proxy_sum += float(np.nansum(scores_b))
@@ -161,10 +177,13 @@ def evaluate(
           passed += any(v.status == "ok" for _, v in group)
           majority += _majority_correct(verifier, group)
     n += int(keep_p.sum())
-  correct, invalid, passed, majority, length_sum, proxy_sum, proxy_n = distributed.all_sum(
-    np.array([correct, invalid, passed, majority, sum(lengths), proxy_sum, proxy_n], np.float64)
-  ).tolist()
+  totals = [correct, invalid, passed, majority, sum(lengths), proxy_sum, proxy_n]
+  summed = distributed.all_sum(np.array([*totals, *extras_sum], np.float64)).tolist()
+  correct, invalid, passed, majority, length_sum, proxy_sum, proxy_n = summed[: len(totals)]
+  extras_sum = summed[len(totals) :]
   metrics = {
+    "eval/reward": extras_sum[-1] / max(n, 1),
+    **{name: total / max(n, 1) for name, total in zip(extras.values(), extras_sum)},
     "eval/accuracy": correct / max(n, 1),
     "eval/invalid_frac": invalid / max(n, 1),
     "eval/response_length": length_sum / max(n, 1),

@@ -395,11 +395,14 @@ def round_metrics(
       np.asarray(finished_g, np.float32),
       # Held-out correctness (code tasks with hidden tests), NaN where not measured.
       np.array([(v.extras or {}).get("hidden_reward", np.nan) for v in verdicts], np.float32),
+      # Simulator tasks: held-out prediction skill and whether the program ran at all.
+      np.array([(v.extras or {}).get("prediction_reward", np.nan) for v in verdicts], np.float32),
+      np.array([(v.extras or {}).get("runs", np.nan) for v in verdicts], np.float32),
     ],
     axis=1,
   )
   columns = distributed.gather_rows(table_gc).T
-  reward_g, status_g, latencies, length_g, finished_g, hidden_g = columns
+  reward_g, status_g, latencies, length_g, finished_g, hidden_g, predict_g, runs_g = columns
   n = max(len(status_g), 1)
   counts = collections.Counter(_STATUSES[int(i)] for i in status_g)
   latencies = latencies if len(latencies) else np.zeros(1)
@@ -409,6 +412,12 @@ def round_metrics(
     "verify/frac_nonfinite_reward": float(np.mean(~finite_g)) if len(reward_g) else 0.0,
     "accuracy": counts["ok"] / n,
     **({"reward/hidden_mean": float(np.nanmean(hidden_g))} if np.isfinite(hidden_g).any() else {}),
+    **(
+      {"reward/prediction_mean": float(np.nanmean(predict_g))}
+      if np.isfinite(predict_g).any()
+      else {}
+    ),
+    **({"verify/runs_frac": float(np.nanmean(runs_g))} if np.isfinite(runs_g).any() else {}),
     "response_length/mean": float(np.mean(length_g)),
     "response_length/max": float(np.max(length_g)),
     "response_length/truncated_frac": float(1.0 - np.mean(finished_g)),

@@ -52,7 +52,8 @@ class Prepared:
     mesh: the device mesh of `config.mesh_shape`.
     task: the configured task, with its builder options.
     sft_task: the task whose demonstrations warm-start the policy: `task` with
-      `config.sft.task_options` when those are set, else `task` itself.
+      `config.sft.task_options` when those are set, else `task` itself; its `sft_field`
+      is `config.sft.field` when that is set.
     data_dir: where the task's tfds data lives (generated there if missing).
     tokenizer: the run's tokenizer (see `tokenizer_for`).
     workdir: the run directory.
@@ -80,6 +81,8 @@ def prepare(config: mlc.ConfigDict, workdir: str, *, devices=None) -> Prepared:
   sft_task = task
   if config.sft.task_options:
     sft_task = tasks_lib.get_task(config.task.name, **config.sft.task_options)
+  if config.sft.field:
+    sft_task = dataclasses.replace(sft_task, sft_field=config.sft.field)
   data_dir = config.task.data_dir or os.path.join(workdir, "data")
   with distributed.main_process_first("prepare data"):  # No two processes write one data_dir.
     task.data_source("train", data_dir)
@@ -521,6 +524,33 @@ def red_team_eval(config, run: Prepared, reward_source) -> dict[str, float]:
   return learned_rewards.red_team_metrics(
     reward_source.score_texts, batches.make_batch(examples), honest, adversarial
   )
+
+
+def baseline_eval(config, run: Prepared, pool) -> dict[str, float]:
+  """The task's baselines (`Task.baselines`) scored by its verifier on the first
+  `eval.num_examples` held-out problems: `baseline/NAME/reward` and the verifier's
+  `evaluation.EVAL_EXTRAS` (e.g. `baseline/constant/prediction_reward`); none when the
+  task has no baselines."""
+  if run.task.baselines is None:
+    return {}
+  batches = eval_batches(config, run)
+  examples = [
+    batches.examples[i] for i in range(min(config.eval.num_examples, len(batches.examples)))
+  ]
+  programs = [run.task.baselines(ex) for ex in examples]
+  extras = evaluation.EVAL_EXTRAS.get(run.task.verifier, {})
+  metrics = {}
+  for name in programs[0] if programs else ():
+    tickets = [
+      pool.submit(run.task.verifier, p[name], run.task.reference(ex), run.task.verifier_kwargs(ex))
+      for p, ex in zip(programs, examples)
+    ]
+    verdicts = pool.results(tickets)
+    metrics[f"baseline/{name}/reward"] = float(np.mean([v.reward for v in verdicts]))
+    for key, metric in extras.items():
+      values = [(v.extras or {}).get(key, 0.0) for v in verdicts]
+      metrics[f"baseline/{name}/{metric.removeprefix('eval/')}"] = float(np.mean(values))
+  return metrics
 
 
 def describe_initial_model(config) -> str:

@@ -338,3 +338,25 @@ def test_score_cli_scores_simulator_lines_and_bad_specs(tmp_path):
   assert [r["status"] for r in rows] == ["ok", "wrong", "wrong", "error"], rows
   assert rows[0]["reward"] == 1.0 and 0.0 < rows[1]["prediction_reward"] < 1.0
   assert rows[2]["reason"].startswith("no-skill") and "heldout" in rows[3]["reason"]
+
+
+def test_grpo_simulator_runlocal_logs_prediction_and_evaluate_writes_baselines(tmp_path):
+  import subprocess
+  import sys
+
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  config = "--config=configs/grpo_simulator.py:runlocal"
+  for module in ("train", "evaluate"):
+    proc = subprocess.run(
+      [sys.executable, "-m", f"jaxrl_verify.{module}", config, f"--workdir={tmp_path}"],
+      capture_output=True, text=True, cwd=repo, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  evals = [r for r in records if "eval/prediction_reward" in r]
+  assert [r["step"] for r in evals] == [0, 2] and all("eval/runs_frac" in r for r in evals)
+  assert all("verify/runs_frac" in r for r in records if "reward/mean" in r)
+  report = json.loads((tmp_path / "eval.json").read_text())
+  assert report["baseline/constant/prediction_reward"] == 0.0
+  assert report["baseline/constant/runs_frac"] == report["baseline/linear/runs_frac"] == 1.0
+  assert 0.0 <= report["baseline/linear/prediction_reward"] <= 1.0

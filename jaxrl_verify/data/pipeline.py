@@ -193,4 +193,9 @@ def sft_examples(
   )
   for i in order:
     ex = examples[int(i)]
+    if task.sft_field not in ex:
+      raise ValueError(
+        f"Task {task.name!r} examples have no field {task.sft_field!r} to warm-start on; "
+        f"set sft.field to one of {sorted(ex)}."
+      )
     yield task.format_prompt(ex), str(ex[task.sft_field])

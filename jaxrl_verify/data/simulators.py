@@ -3,7 +3,8 @@ r"""Simulation tasks: observe a system, write a program that simulates it.
 Each problem draws a system family (`jaxrl_verify.verifiers.simulator_systems`: damped
 spring, projectile with drag, Lotka-Volterra, bouncing ball, elementary cellular automaton,
 1-D heat equation) and its hidden constants, shows `VISIBLE_TRAJECTORIES` observed
-trajectories of `VISIBLE_STEPS` steps in the prompt and asks for `step(state, dt)`. The
+trajectories of `VISIBLE_STEPS` steps in the prompt (options `shown_trajectories`,
+`shown_steps`) and asks for `step(state, dt)`. The
 verifier scores the program on `HELDOUT_ROLLOUTS` *other* initial states over `HORIZON`
 steps (longer than anything shown); the held-out trajectories are computed by the verifier
 in the parent process and never appear in the prompt or the sandbox.
@@ -54,11 +55,19 @@ CONSTANT_PROGRAM = "def step(state, dt):\n  return list(state)\n"
 
 
 class SimulatorConfig(synthetic.SyntheticConfig):
-  """A synthetic config plus the observation noise of the stochastic variant."""
+  """A synthetic config plus the observation noise and the size of the shown data."""
 
-  def __init__(self, *, noise: float = 0.0, **kwargs):
+  def __init__(
+    self,
+    *,
+    noise: float = 0.0,
+    shown_trajectories: int = VISIBLE_TRAJECTORIES,
+    shown_steps: int = VISIBLE_STEPS,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
     self.noise = float(noise)
+    self.shown_trajectories, self.shown_steps = int(shown_trajectories), int(shown_steps)
 
 
 class Simulators(synthetic.SyntheticBuilder):
@@ -76,10 +85,14 @@ class Simulators(synthetic.SyntheticBuilder):
     num_test: int | None = None,
     systems: Sequence[str] | str | None = None,
     noise: float = 0.0,
+    shown_trajectories: int = VISIBLE_TRAJECTORIES,
+    shown_steps: int = VISIBLE_STEPS,
     difficulty: int | Sequence[int] | None = None,
     seed: int = 0,
   ) -> SimulatorConfig:
-    """As `SyntheticBuilder.make_config`, plus `systems` (names) and `noise` (>= 0)."""
+    """As `SyntheticBuilder.make_config`, plus `systems` (names), `noise` (in [0, 1)) and
+    the shown data per prompt: `shown_trajectories` of `shown_steps` steps (shorter
+    prompts for small CPU models)."""
     if systems is not None:
       names = (systems,) if isinstance(systems, str) else tuple(systems)
       unknown = [s for s in names if s not in SYSTEM_ORDER]
@@ -90,11 +103,18 @@ class Simulators(synthetic.SyntheticBuilder):
       difficulty = tuple(SYSTEM_ORDER.index(s) + 1 for s in names)
     if not 0.0 <= float(noise) < 1.0:
       raise ValueError(f"Simulator noise must be in [0, 1), got {noise}.")
+    if int(shown_trajectories) < 1 or int(shown_steps) < 2:
+      raise ValueError(
+        "Simulator prompts need shown_trajectories >= 1 and shown_steps >= 2, got "
+        f"{shown_trajectories} and {shown_steps}."
+      )
     base = super().make_config(
       size, num_train=num_train, num_test=num_test, difficulty=difficulty, seed=seed
     )
     return SimulatorConfig(
-      name=f"{base.name}_noise{float(noise):g}",
+      name=f"{base.name}_noise{float(noise):g}_shown{int(shown_trajectories)}x{int(shown_steps)}",
+      shown_trajectories=shown_trajectories,
+      shown_steps=shown_steps,
       num_train=base.num_train,
       num_test=base.num_test,
       difficulty=base.difficulty,
@@ -107,7 +127,9 @@ class Simulators(synthetic.SyntheticBuilder):
     return {"system": text, "spec": text, "warm_start": text}
 
   def _sample(self, rng: np.random.Generator, level: int) -> dict[str, Any]:
-    return sample_problem(rng, SYSTEM_ORDER[level - 1], self.builder_config.noise)
+    cfg = self.builder_config
+    shown = (cfg.shown_trajectories, cfg.shown_steps)
+    return sample_problem(rng, SYSTEM_ORDER[level - 1], cfg.noise, shown)
 
 
 def _draw_params(rng: np.random.Generator, sys_: systems.System) -> dict[str, float]:
@@ -125,15 +147,24 @@ def _fmt(v: float, discrete: bool) -> str:
   return str(int(v)) if discrete else f"{v:.4g}"
 
 
-def sample_problem(rng: np.random.Generator, system: str, noise: float = 0.0) -> dict[str, Any]:
-  """One problem for `system`: question, answer, solution, system, spec, warm_start."""
+def sample_problem(
+  rng: np.random.Generator,
+  system: str,
+  noise: float = 0.0,
+  shown: tuple[int, int] = (VISIBLE_TRAJECTORIES, VISIBLE_STEPS),
+) -> dict[str, Any]:
+  """One problem for `system`: question, answer, solution, system, spec, warm_start.
+
+  `shown`: (trajectories, steps) observed in the prompt.
+  """
   sys_ = systems.get_system(system)
   params = _draw_params(rng, sys_)
   source = systems.program(system, params)
+  n_shown, steps = shown
   shown = []
-  for _ in range(VISIBLE_TRAJECTORIES):
+  for _ in range(n_shown):
     s0 = _draw_state(rng, sys_, params)
-    shown.append([s0, *systems.rollout(source, s0, VISIBLE_STEPS, sys_.dt)])
+    shown.append([s0, *systems.rollout(source, s0, steps, sys_.dt)])
   heldout = [_draw_state(rng, sys_, params) for _ in range(HELDOUT_ROLLOUTS)]
   while True:  # the warm start's constants must differ from the truth
     wrong = _draw_params(rng, sys_)

@@ -49,6 +49,8 @@ class Task:
       generate a tiny stand-in of their files there when they are missing, for
       `:runlocal` runs).
     description: one line for listings.
+    baselines: optional `example -> {name: completion}`: reference predictors that
+      `evaluate` scores with the same verifier beside the policy (`baseline/NAME/...`).
   """
 
   name: str
@@ -60,6 +62,7 @@ class Task:
   sft_field: str | None = None
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   description: str = ""
+  baselines: Callable[[Mapping[str, Any]], dict[str, str]] | None = None
 
   def with_options(self, **options: Any) -> Task:
     """A copy with builder options updated (e.g. `difficulty=2, size="tiny"`)."""
@@ -247,6 +250,7 @@ register_task(
     verifier_fields=("system", "spec"),
     sft_field="solution",
     description="write step(state, dt) for 6 systems from observed trajectories",
+    baselines=simulators.baseline_programs,
   )
 )
 register_task(
