@@ -19,7 +19,24 @@ GRPO must then find constants that predict. Logged every step: `reward/mean`,
 that ran at all); held-out, at step 0 and every `eval.every` steps: `eval/prediction_reward`,
 `eval/runs_frac`, `eval/reward`.
 
-Measured figures: see the closing note of the simulator issue; not yet in this docstring.
+Measured on the 2-core development CPU (2026-12-05, this config, 690 s of training, 11.5 min
+with data and tokenizer; 48 held-out problems, greedy):
+
+| | prediction reward | runs |
+|---|---|---|
+| constant-state baseline | 0.000 | 1.00 |
+| fitted linear baseline | 0.359 | 1.00 |
+| the warm-start demonstrations themselves (wrong constants) | 0.259 | 1.00 |
+| policy at step 0 (after SFT) | 0.185 | 0.96 |
+| policy at step 20 / 40 | 0.249 / 0.249 | 0.83 / 0.90 |
+
+Training reward 0.174 -> 0.179 (mean of the first / last 10 steps). So GRPO gains +0.064 on
+held-out prediction over its warm start, back to the level of the programs it imitated, and
+stays below the fitted linear baseline: the target of the simulator issue (+0.2 over the
+warm start, well above both baselines) is missed. The tiny policy learns the program's form
+and a distribution of constants but not to read constants off the observed numbers. With
+200 SFT steps and temperature 1.0 (an earlier try) the warm start wrote unparsable code
+(invalid 95%+) and the reward stayed 0 for 60 steps.
 
 `:runlocal` is a seconds-long smoke run of the same code path.
 """
@@ -38,7 +55,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
     raise ValueError(f"Unknown config argument {arg!r}; use ':runlocal' or nothing.")
   c = config_lib.base_config()
   c.seed = 0
-  c.total_steps = 60
+  c.total_steps = 40
 
   c.task.name = "simulators"
   c.task.options = mlc.ConfigDict({"size": "small", "systems": SYSTEMS, **SHOWN})
@@ -46,7 +63,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.tokenizer.vocab_size = 1024
   c.model.preset = "tiny"
 
-  c.sft.steps = 200
+  c.sft.steps = 1000
   c.sft.batch_size = 16
   c.sft.learning_rate = 2e-3
   c.sft.max_len = 640
@@ -55,7 +72,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.rollout.prompts_per_step = 8
   c.rollout.group_size = 8
   c.rollout.max_new_tokens = 256
-  c.rollout.temperature = 1.0
+  c.rollout.temperature = 0.8
 
   c.verifier.workers = 2
   c.verifier.timeout_s = 60.0  # Longer than the sandbox's own deadline (10 s).
@@ -69,8 +86,8 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
   c.eval.num_examples = 48
   c.eval.batch_size = 16
   c.eval.k = 1
-  c.eval.every = 30
-  c.checkpoint_every = 30
+  c.eval.every = 20
+  c.checkpoint_every = 20
 
   if arg == "runlocal":
     c.total_steps = 2
