@@ -17,7 +17,7 @@ states for 20 steps (about 30 ms a program, mostly sandbox start-up:
 completions a step. No warm start: an instruction-following base model writes a `step`
 function from the prompt; the reward teaches it to fit the constants. Hyperparameters as
 in `configs/grpo_gsm8k_qwen2p5_1p5b.py` (verl's GRPO recipe with DAPO's clip-higher), with
-longer prompts (the heat grid's trajectories) and 768 new tokens for the program.
+longer prompts (2048 tokens: the heat grid's trajectories) and 768 new tokens for the program.
 
 Ahead-of-time check on a CPU (no TPU needed):
 
@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
 
   c.task.name = "simulators"
   c.task.options = mlc.ConfigDict({"size": "default", "noise": 0.05})
-  c.task.max_prompt_len = 1536
+  c.task.max_prompt_len = 2048  # Qwen writes a digit per token: the heat grid's prompts.
   c.task.eval_split = "test"
 
   c.rollout.prompts_per_step = 128
@@ -85,8 +85,17 @@ def get_config(arg: str | None = None) -> mlc.ConfigDict:
 
   if arg == "runlocal":
     config_lib.shrink_to_runlocal(c)
-    c.task.options = mlc.ConfigDict({"size": "tiny", "noise": 0.05})
-    c.task.max_prompt_len = 1024
+    # The low-dimensional systems and one shown trajectory: prompts a tiny model can hold.
+    c.task.options = mlc.ConfigDict(
+      {
+        "size": "tiny",
+        "noise": 0.05,
+        "systems": ("spring", "lotka_volterra", "bouncing_ball"),
+        "shown_trajectories": 1,
+        "shown_steps": 6,
+      }
+    )
+    c.task.max_prompt_len = 768
     c.tokenizer.vocab_size = 512
     c.rollout.group_size = 2
     c.ppo.minibatches = 2
