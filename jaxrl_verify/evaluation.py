@@ -111,10 +111,9 @@ def evaluate(
     `eval/invalid_frac` (greedy completions with no single well-formed answer),
     `eval/response_length`, `eval/num_examples` and `eval/reward` (the mean reward of the
     greedy completions), the verifier's `EVAL_EXTRAS` (e.g. `eval/prediction_reward`); with
-    `proxy`, also `eval/proxy` (the
-    mean learned reward of the greedy completions), `eval/gold_accuracy` (the verifier's
-    verdict of the same completions: `eval/accuracy`) and `eval/hack_gap` (their
-    difference).
+    `proxy`, also `eval/proxy` (the mean learned reward of the greedy completions),
+    `eval/gold_accuracy` (the verifier's verdict of the same completions: `eval/accuracy`)
+    and `eval/hack_gap` (their difference).
   """
   greedy = SamplingParams(temperature=0.0)
   sampled = SamplingParams(temperature=temperature)

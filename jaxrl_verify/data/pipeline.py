@@ -191,11 +191,11 @@ def sft_examples(
   order = (
     np.random.default_rng([seed, 0]).permutation(len(examples)) if shuffle else range(len(examples))
   )
+  if len(examples) and task.sft_field not in examples[0]:
+    raise ValueError(
+      f"Task {task.name!r} examples have no field {task.sft_field!r} to warm-start on; "
+      f"set sft.field to one of {sorted(examples[0])}."
+    )
   for i in order:
     ex = examples[int(i)]
-    if task.sft_field not in ex:
-      raise ValueError(
-        f"Task {task.name!r} examples have no field {task.sft_field!r} to warm-start on; "
-        f"set sft.field to one of {sorted(ex)}."
-      )
     yield task.format_prompt(ex), str(ex[task.sft_field])

@@ -138,8 +138,8 @@ def _draw_params(rng: np.random.Generator, sys_: systems.System) -> dict[str, fl
   return {k: round(float(rng.uniform(lo, hi)), 3) for k, (lo, hi) in sys_.params.items()}
 
 
-def _draw_state(rng: np.random.Generator, sys_: systems.System, params) -> list[float]:
-  state = sys_.sample_state(lambda lo, hi: float(rng.uniform(lo, hi)), params)
+def _draw_state(rng: np.random.Generator, sys_: systems.System) -> list[float]:
+  state = sys_.sample_state(lambda lo, hi: float(rng.uniform(lo, hi)))
   return [round(v, 3) for v in state]
 
 
@@ -163,9 +163,9 @@ def sample_problem(
   n_shown, steps = shown
   shown = []
   for _ in range(n_shown):
-    s0 = _draw_state(rng, sys_, params)
+    s0 = _draw_state(rng, sys_)
     shown.append([s0, *systems.rollout(source, s0, steps, sys_.dt)])
-  heldout = [_draw_state(rng, sys_, params) for _ in range(HELDOUT_ROLLOUTS)]
+  heldout = [_draw_state(rng, sys_) for _ in range(HELDOUT_ROLLOUTS)]
   while True:  # the warm start's constants must differ from the truth
     wrong = _draw_params(rng, sys_)
     if wrong != params:

@@ -54,7 +54,7 @@ def default_limits(timeout_s: float) -> sbx.Limits:
 
 
 def diagnose(out: sbx.Outcome, role: str, *, answers_missing=False, cpu_s=0.0) -> None:
-  """Raises `_Hack` when a sandboxed process misbehaved or did not run.
+  """Raises `Hack` when a sandboxed process misbehaved or did not run.
 
   `role`: `candidate` (output is not the answer), `io` (stdout is the answer) or `trusted`.
   """

@@ -55,7 +55,7 @@ class System:
     rk4: whether `body` is a `deriv` that the shared RK4 `step` integrates.
     dt: the time step shown and used in the held-out rollouts.
     discrete: states are exact integers (compared cell by cell).
-    sample_state: `(uniform, params) -> initial state`; `uniform(lo, hi)` draws a float.
+    sample_state: `uniform -> initial state`; `uniform(lo, hi)` draws a float.
   """
 
   name: str
@@ -66,22 +66,22 @@ class System:
   rk4: bool
   dt: float
   discrete: bool
-  sample_state: Callable[[Callable[[float, float], float], Mapping[str, float]], State]
+  sample_state: Callable[[Callable[[float, float], float]], State]
 
 
-def _spring_state(u, p):
+def _spring_state(u):
   return [u(-2.0, 2.0), u(-2.0, 2.0)]
 
 
-def _projectile_state(u, p):
+def _projectile_state(u):
   return [0.0, u(0.0, 5.0), u(2.0, 10.0), u(2.0, 10.0)]
 
 
-def _lv_state(u, p):
+def _lv_state(u):
   return [u(0.5, 3.0), u(0.5, 3.0)]
 
 
-def _ball_state(u, p):
+def _ball_state(u):
   return [u(1.0, 5.0), u(-2.0, 2.0)]
 
 
@@ -89,11 +89,11 @@ CA_WIDTH = 16
 HEAT_CELLS = 12
 
 
-def _ca_state(u, p):
+def _ca_state(u):
   return [float(u(0.0, 1.0) < 0.5) for _ in range(CA_WIDTH)]
 
 
-def _heat_state(u, p):
+def _heat_state(u):
   return [round(max(0.0, u(-0.5, 1.0)), 3) for _ in range(HEAT_CELLS)]
 
 
